@@ -1,0 +1,47 @@
+#include "models/llama_config.h"
+
+#include "core/check.h"
+
+namespace rw {
+
+void LlamaConfig::validate() const {
+  RW_USER_CHECK(vocab_size >= 2, "vocab_size must be at least 2, got %d", vocab_size);
+  RW_USER_CHECK(d_model >= 1, "d_model must be positive, got %d", d_model);
+  RW_USER_CHECK(n_layers >= 1, "layers must be positive, got %d", n_layers);
+  RW_USER_CHECK(n_heads >= 1, "heads must be positive, got %d", n_heads);
+  RW_USER_CHECK(d_model % n_heads == 0, "heads=%d must divide d_model=%d", n_heads, d_model);
+  RW_USER_CHECK(head_dim() % 2 == 0, "head dim d_model/heads = %d must be even for RoPE", head_dim());
+  RW_USER_CHECK(n_kv_heads >= 1 && n_heads % n_kv_heads == 0, "kv_heads=%d must divide heads=%d", n_kv_heads,
+                n_heads);
+  RW_USER_CHECK(ffn_dim >= 1, "ffn_dim must be positive, got %d", ffn_dim);
+  RW_USER_CHECK(max_seq >= 2, "max_seq must be at least 2, got %d", max_seq);
+  RW_USER_CHECK(rope_theta > 0, "rope_theta must be positive, got %g", rope_theta);
+  RW_USER_CHECK(norm_eps > 0, "norm_eps must be positive, got %g", norm_eps);
+}
+
+long long LlamaConfig::num_params() const {
+  long long C = d_model, kv = static_cast<long long>(n_kv_heads) * head_dim();
+  long long per_layer = 2 * C + C * C * 2 + 2 * kv * C + 3 * C * ffn_dim;
+  long long embed = static_cast<long long>(vocab_size) * C;
+  return embed * (tied_embeddings ? 1 : 2) + n_layers * per_layer + C;
+}
+
+LlamaConfig LlamaConfig::preset(const std::string& name) {
+  LlamaConfig c;
+  if (name == "small") return c;  // the defaults: the demo and benchmark model (~3.4M parameters)
+  if (name == "tiny") {           // for tests: every feature (GQA) at a size that runs in milliseconds
+    c.vocab_size = 256;
+    c.d_model = 32;
+    c.n_layers = 2;
+    c.n_heads = 4;
+    c.n_kv_heads = 2;
+    c.ffn_dim = 64;
+    c.max_seq = 64;
+    return c;
+  }
+  throw UserError("unknown preset '" + name + "' (choose tiny or small)");
+}
+
+std::vector<std::string> LlamaConfig::preset_names() { return {"tiny", "small"}; }
+
+}  // namespace rw
