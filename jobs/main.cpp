@@ -1,1 +1,19 @@
-int main() { return 0; }  // replaced by the CLI
+// Entry point of the `ringwise` binary. Every error the user can fix ends here as one line on
+// stderr and exit code 2, so scripts can tell bad input (2) from a failed run (1).
+#include <cstdio>
+#include <exception>
+
+#include "core/check.h"
+#include "jobs/cli.h"
+
+int main(int argc, char** argv) {
+  try {
+    return rw::run_cli(argc, argv);
+  } catch (const rw::UserError& e) {
+    std::fprintf(stderr, "ringwise: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "ringwise: failed: %s\n", e.what());
+    return 1;
+  }
+}

@@ -2,6 +2,7 @@
 // optimizer step (grad_accum micro-batches, clipping, AdamW) and returns what the logs need.
 #pragma once
 #include <memory>
+#include <string>
 
 #include "data/batch_loader.h"
 #include "data/token_source.h"
@@ -29,6 +30,7 @@ class Trainer {
   double flops_per_token() const;
   LlamaModel& model() { return model_; }
   const RunConfig& config() const { return cfg_; }
+  std::string data_description() const { return data_->describe(); }
 
  private:
   RunConfig cfg_;

@@ -1,0 +1,96 @@
+// A LLaMA-family decoder with explicit forward and backward passes, llm.c style: parameters and
+// gradients are each one flat allocation described by the ParamTable (Hugging Face names), and
+// activations saved for the backward pass live in one more.
+//
+//   x = embed(tokens)
+//   for each layer:  x += o_proj(attention(rope(q(rms(x))), rope(k(rms(x))), v(rms(x))))
+//                    x += down(silu(gate(rms(x))) * up(rms(x)))
+//   loss = cross_entropy(lm_head(rms(x)), targets)
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/tensor.h"
+#include "models/llama_config.h"
+#include "models/param_table.h"
+
+namespace rw {
+
+struct LayerWeights {
+  float* attn_norm;  // (C)
+  float* wq;         // (H*D, C)
+  float* wk;         // (KH*D, C)
+  float* wv;         // (KH*D, C)
+  float* wo;         // (C, H*D)
+  float* mlp_norm;   // (C)
+  float* w_gate;     // (F, C)
+  float* w_up;       // (F, C)
+  float* w_down;     // (C, F)
+};
+
+struct ModelWeights {
+  float* embed;  // (V, C)
+  std::vector<LayerWeights> layers;
+  float* norm;     // (C)
+  float* lm_head;  // (V, C); the embedding when tied
+};
+
+class LlamaModel {
+ public:
+  LlamaModel(const LlamaConfig& cfg, int attn_block_q = 64, int attn_block_k = 64);
+
+  // Normal(0, 0.02) matrices, ones for norm weights; each tensor from its own seeded stream.
+  void init_weights(uint64_t seed);
+
+  // tokens and targets are [B, T] (targets < 0 are ignored). Returns the mean loss over counted
+  // targets and keeps what backward needs. Activation memory is sized on first use and regrown.
+  float forward(const int32_t* tokens, const int32_t* targets, int B, int T);
+  // Adds d(loss_scale * mean loss)/d(params) into the gradient buffer (see core/ops.h convention).
+  void backward(float loss_scale = 1.0f);
+  void zero_grad() { grads_.zero_(); }
+
+  const LlamaConfig& config() const { return cfg_; }
+  const ParamTable& params() const { return table_; }
+  Tensor& param_buffer() { return params_; }
+  Tensor& grad_buffer() { return grads_; }
+  float* param(const std::string& name) { return params_.data<float>() + table_.at(name).offset; }
+  float* grad(const std::string& name) { return grads_.data<float>() + table_.at(name).offset; }
+  const float* logits() const { return acts_.logits; }  // [B*T, V] of the last forward
+
+ private:
+  ModelWeights bind(float* base) const;
+  void ensure_activations(int B, int T);
+
+  LlamaConfig cfg_;
+  int block_q_, block_k_;
+  ParamTable table_;
+  Tensor params_, grads_;
+  ModelWeights w_, g_;
+  Tensor rope_cos_, rope_sin_;  // [max_seq, D/2]
+
+  // Saved activations (per layer l, N = B*T rows) and backward scratch, all views into one buffer.
+  struct LayerActs {
+    float *resid;          // (N, C) the layer's input residual stream
+    float *ln1, *rstd1;    // (N, C), (N)
+    float *q, *k, *v;      // (N, H*D), (N, KH*D), (N, KH*D); q and k after RoPE
+    float *att, *lse;      // (N, H*D), (B, H, T)
+    float *resid_mid;      // (N, C) after the attention residual add
+    float *ln2, *rstd2;    // (N, C), (N)
+    float *gate, *up, *h;  // (N, F) each; h = silu(gate) * up
+  };
+  struct Activations {
+    std::vector<LayerActs> layers;
+    float *resid_out, *lnf, *rstdf;  // (N, C), (N, C), (N)
+    float *logits, *lse, *losses;    // (N, V), (N), (N)
+    // backward scratch
+    float *dresid, *dln, *dq, *dk, *dv, *dq_pre, *dk_pre, *datt, *dgate, *dup, *dh, *dlogits;
+  };
+  Tensor act_buffer_;
+  Activations acts_{};
+  std::vector<int32_t> tokens_, targets_, pos_;
+  int B_ = 0, T_ = 0;
+  float count_ = 0;  // targets counted in the last forward's mean
+};
+
+}  // namespace rw
