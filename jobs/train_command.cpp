@@ -33,6 +33,10 @@ void save_config(const RunConfig& cfg) {
 
 int run_train(const RunConfig& cfg) {
   const std::string data_path = cfg.train.data.empty() ? kDefaultCorpus : cfg.train.data;
+  std::error_code ec;
+  RW_USER_CHECK(data_path != kDefaultCorpus || std::filesystem::exists(data_path, ec),
+                "the default corpus %s is missing: install the Debian 'fortunes' package or pass --data FILE",
+                kDefaultCorpus);
   Trainer trainer(cfg, open_text_tokens(data_path));
   save_config(cfg);
   const std::string metrics = cfg.train.metrics.empty() ? cfg.train.run_dir + "/metrics.jsonl" : cfg.train.metrics;

@@ -5,18 +5,18 @@
 namespace rw {
 
 void LlamaConfig::validate() const {
-  RW_USER_CHECK(vocab_size >= 2, "vocab_size must be at least 2, got %d", vocab_size);
-  RW_USER_CHECK(d_model >= 1, "d_model must be positive, got %d", d_model);
-  RW_USER_CHECK(n_layers >= 1, "layers must be positive, got %d", n_layers);
-  RW_USER_CHECK(n_heads >= 1, "heads must be positive, got %d", n_heads);
-  RW_USER_CHECK(d_model % n_heads == 0, "heads=%d must divide d_model=%d", n_heads, d_model);
-  RW_USER_CHECK(head_dim() % 2 == 0, "head dim d_model/heads = %d must be even for RoPE", head_dim());
-  RW_USER_CHECK(n_kv_heads >= 1 && n_heads % n_kv_heads == 0, "kv_heads=%d must divide heads=%d", n_kv_heads,
+  RW_USER_CHECK(vocab_size >= 2, "--vocab-size must be at least 2, got %d", vocab_size);
+  RW_USER_CHECK(d_model >= 1, "--d-model must be positive, got %d", d_model);
+  RW_USER_CHECK(n_layers >= 1, "--layers must be positive, got %d", n_layers);
+  RW_USER_CHECK(n_heads >= 1, "--heads must be positive, got %d", n_heads);
+  RW_USER_CHECK(d_model % n_heads == 0, "--heads %d must divide --d-model %d", n_heads, d_model);
+  RW_USER_CHECK(head_dim() % 2 == 0, "head dim (--d-model / --heads) = %d must be even for RoPE", head_dim());
+  RW_USER_CHECK(n_kv_heads >= 1 && n_heads % n_kv_heads == 0, "--kv-heads %d must divide --heads %d", n_kv_heads,
                 n_heads);
-  RW_USER_CHECK(ffn_dim >= 1, "ffn_dim must be positive, got %d", ffn_dim);
-  RW_USER_CHECK(max_seq >= 2, "max_seq must be at least 2, got %d", max_seq);
-  RW_USER_CHECK(rope_theta > 0, "rope_theta must be positive, got %g", rope_theta);
-  RW_USER_CHECK(norm_eps > 0, "norm_eps must be positive, got %g", norm_eps);
+  RW_USER_CHECK(ffn_dim >= 1, "--ffn-dim must be positive, got %d", ffn_dim);
+  RW_USER_CHECK(max_seq >= 2, "--max-seq must be at least 2, got %d", max_seq);
+  RW_USER_CHECK(rope_theta > 0, "--rope-theta must be positive, got %g", rope_theta);
+  RW_USER_CHECK(norm_eps > 0, "--norm-eps must be positive, got %g", norm_eps);
 }
 
 long long LlamaConfig::num_params() const {

@@ -1,0 +1,174 @@
+#include "jobs/cli.h"
+
+#include <boost/program_options.hpp>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "core/check.h"
+#include "jobs/cli_options.h"
+#include "jobs/commands.h"
+
+namespace po = boost::program_options;
+
+namespace rw {
+namespace {
+
+using Args = std::vector<std::string>;
+
+void print_overview(std::ostream& out) {
+  out << "ringwise " RINGWISE_VERSION " - trains LLaMA-style transformers\n"
+         "\n"
+         "Usage:\n"
+         "  ringwise train [options]         train a model, reporting loss and speed as it goes\n"
+         "  ringwise bench train [options]   time training steps: tokens/s, MFU, peak memory\n"
+         "  ringwise help [train|bench]      explain a command and every one of its options\n"
+         "  ringwise --version               print the version and whether CUDA was built in\n"
+         "\n"
+         "Start here (the small model on the built-in fortunes corpus, a few minutes):\n"
+         "  ringwise train --preset small --steps 300\n";
+}
+
+void print_config_options_help(std::ostream& out) {
+  out << "\nConfiguration:\n";
+  print_option_line(out, "--config FILE", "read options from an INI file: 'd-model = 128' per line");
+  print_option_line(out, "--print-config", "print the resolved configuration as such a file and exit");
+  print_option_line(out, "-h, --help", "show this help");
+}
+
+void print_train_help(std::ostream& out) {
+  out << "Usage: ringwise train [options]\n"
+         "\n"
+         "Trains a LLaMA-style decoder (RMSNorm, RoPE, SwiGLU, grouped-query attention) on text\n"
+         "read as bytes, with AdamW and a warmup + cosine learning-rate schedule. Progress goes to\n"
+         "the terminal every --log-every steps and to a JSONL metrics file.\n"
+         "\n"
+         "Each setting is taken from, later ones winning: the --preset, the --config file, the\n"
+         "other command-line options. --print-config shows the result without training.\n";
+  print_run_options_help(out);
+  print_config_options_help(out);
+  out << "\nExamples:\n"
+         "  ringwise train --preset small --steps 300\n"
+         "  ringwise train --preset tiny --print-config > my.ini   # edit my.ini, then\n"
+         "  ringwise train --config my.ini --lr 3e-4\n";
+}
+
+void print_bench_help(std::ostream& out) {
+  out << "Usage: ringwise bench train [options]\n"
+         "\n"
+         "Times training steps of the configured model on this machine: --warmup untimed steps,\n"
+         "then --iters timed ones. Reports tokens/s, GFLOP/s, MFU against the measured OpenBLAS\n"
+         "sgemm peak, and peak memory. Takes every `ringwise train` option, so one config file\n"
+         "serves both.\n"
+         "\nBenchmark:\n";
+  print_option_line(out, "--warmup N", "untimed steps before timing (default 2)");
+  print_option_line(out, "--iters N", "timed steps (default 10)");
+  print_option_line(out, "--json", "print one JSON object instead of the table");
+  print_run_options_help(out);
+  print_config_options_help(out);
+  out << "\nExample:\n"
+         "  ringwise bench train --preset small --threads 2 --iters 20 --json\n";
+}
+
+po::options_description command_options() {
+  po::options_description desc = run_options();
+  desc.add_options()("config", po::value<std::string>())("print-config", "")("help,h", "");
+  return desc;
+}
+
+po::variables_map parse_command_line(const Args& args, const po::options_description& desc, const char* command) {
+  // No abbreviations: a prefix must not silently pick one of several options.
+  const int style = po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
+  // Stray words are collected under a hidden option so that the error can quote the first one.
+  po::options_description all = desc;
+  all.add_options()("unexpected", po::value<Args>());
+  po::positional_options_description positionals;
+  positionals.add("unexpected", -1);
+  const std::string hint = std::string(" (see 'ringwise help ") + command + "')";
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).style(style).positional(positionals).run(), vm);
+  } catch (const po::error& e) {
+    throw UserError(e.what() + hint);
+  }
+  if (vm.count("unexpected")) throw UserError("unexpected argument '" + vm["unexpected"].as<Args>()[0] + "'" + hint);
+  return vm;
+}
+
+int train_command(const Args& args) {
+  po::variables_map vm = parse_command_line(args, command_options(), "train");
+  if (vm.count("help")) {
+    print_train_help(std::cout);
+    return 0;
+  }
+  RunConfig cfg = resolve_run_config(vm);
+  if (vm.count("print-config")) {
+    write_config_file(std::cout, cfg);
+    return 0;
+  }
+  return run_train(cfg);
+}
+
+int bench_train_command(const Args& args) {
+  po::options_description desc = command_options();
+  desc.add_options()("warmup", po::value<std::string>())("iters", po::value<std::string>())("json", "");
+  po::variables_map vm = parse_command_line(args, desc, "bench");
+  if (vm.count("help")) {
+    print_bench_help(std::cout);
+    return 0;
+  }
+  BenchTrainOptions opts;
+  opts.run = resolve_run_config(vm);
+  if (vm.count("print-config")) {
+    write_config_file(std::cout, opts.run);
+    return 0;
+  }
+  if (vm.count("warmup")) opts.warmup_steps = parse_int(vm["warmup"].as<std::string>(), "--warmup");
+  if (vm.count("iters")) opts.timed_steps = parse_int(vm["iters"].as<std::string>(), "--iters");
+  opts.json = vm.count("json") > 0;
+  RW_USER_CHECK(opts.warmup_steps >= 0, "--warmup must not be negative, got %d", opts.warmup_steps);
+  RW_USER_CHECK(opts.timed_steps >= 1, "--iters must be at least 1, got %d", opts.timed_steps);
+  return run_bench_train(opts);
+}
+
+int help_command(const Args& args) {
+  const std::string topic = args.empty() ? "" : args[0];
+  if (topic.empty()) {
+    print_overview(std::cout);
+  } else if (topic == "train") {
+    print_train_help(std::cout);
+  } else if (topic == "bench") {
+    print_bench_help(std::cout);
+  } else {
+    throw UserError("no help for '" + topic + "' (topics: train, bench)");
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  const Args args(argv + 1, argv + argc);
+  RW_USER_CHECK(!args.empty(), "no command given (try 'ringwise help')");
+  const std::string& command = args[0];
+  const Args rest(args.begin() + 1, args.end());
+  if (command == "--version") {
+#ifdef RINGWISE_HAVE_CUDA
+    std::cout << "ringwise " RINGWISE_VERSION " (CUDA: yes)\n";
+#else
+    std::cout << "ringwise " RINGWISE_VERSION " (CUDA: no, CPU only)\n";
+#endif
+    return 0;
+  }
+  if (command == "help" || command == "--help" || command == "-h") return help_command(rest);
+  if (command == "train") return train_command(rest);
+  if (command == "bench") {
+    if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) return help_command({"bench"});
+    RW_USER_CHECK(!rest.empty(), "'ringwise bench' needs a target: ringwise bench train");
+    RW_USER_CHECK(rest[0] == "train", "unknown benchmark '%s' (available: ringwise bench train)", rest[0].c_str());
+    return bench_train_command(Args(rest.begin() + 1, rest.end()));
+  }
+  throw UserError("unknown command '" + command + "' (commands: train, bench train, help; see 'ringwise help')");
+}
+
+}  // namespace rw
