@@ -57,8 +57,12 @@ last_json_line() { grep '^{' | tail -n 1; }
 echo "# running ringwise bench train (${threads} threads, ${warmup} warmup + ${iters} timed steps)..." >&2
 rw_json=$(OMP_NUM_THREADS=$threads "$ringwise" bench train "${model_opts[@]}" "${run_opts[@]}" --json | last_json_line) ||
   die "ringwise bench train failed"
-echo "# running bench/llama_torch.py (same configuration)..." >&2
-pt_json=$(OMP_NUM_THREADS=$threads "$python" "$root/bench/llama_torch.py" "${torch_shape[@]}" "${run_opts[@]}" --json |
+# ringwise restarts itself with the OpenBLAS kernels this CPU supports when OpenBLAS's own
+# detection falls back to generic ones (core/blas_kernel.h); PyTorch's matmuls go through the same
+# Debian OpenBLAS, so it gets the same kernels for a like-for-like comparison.
+blas_kernel=$("$python" -c 'import json,sys; print(json.loads(sys.argv[1]).get("blas_kernel", ""))' "$rw_json")
+echo "# running bench/llama_torch.py (same configuration, OPENBLAS_CORETYPE=${blas_kernel:-unset})..." >&2
+pt_json=$(env OMP_NUM_THREADS=$threads ${blas_kernel:+OPENBLAS_CORETYPE=$blas_kernel} "$python" "$root/bench/llama_torch.py" "${torch_shape[@]}" "${run_opts[@]}" --json |
   last_json_line) || die "bench/llama_torch.py failed"
 [[ -n $rw_json ]] || die "ringwise bench train printed no JSON"
 [[ -n $pt_json ]] || die "bench/llama_torch.py printed no JSON"
@@ -74,6 +78,7 @@ warmup, iters = sys.argv[4], sys.argv[5]
 print(f"# ringwise vs PyTorch {pt['torch']}, CPU fp32: LLaMA '{cfg['preset']}', {rw['params'] / 1e6:.2f}M params "
       f"(PyTorch {pt['params'] / 1e6:.2f}M), d_model {cfg['d-model']}, {cfg['layers']} layers, "
       f"{cfg['heads']}/{cfg['kv-heads']} heads, ffn {cfg['ffn-dim']}, vocab {cfg['vocab-size']}")
+print(f"# OpenBLAS kernels for both: {rw.get('blas_kernel', 'unknown')}")
 print(f"# batch {cfg['batch-size']} x seq {cfg['seq-len']}, AdamW + clip {cfg['grad-clip']}, "
       f"threads ringwise {rw['threads']} / pytorch {pt['threads']}, {warmup} warmup + {iters} timed steps")
 if "mfu" in rw:

@@ -1,18 +1,18 @@
 #include "core/cpu_threads.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <vector>
 
+#include "core/ops.h"
+
 namespace rw {
 
 int set_cpu_threads(int n) {
   if (n <= 0) n = omp_get_num_procs();
   omp_set_num_threads(n);
-  openblas_set_num_threads(n);
   return n;
 }
 
@@ -24,7 +24,7 @@ double measure_sgemm_peak_gflops() {
   double best = 0;
   for (int rep = 0; rep < 4; ++rep) {  // the first run warms caches and thread pools
     auto t0 = std::chrono::steady_clock::now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    cpu::linear_forward(c.data(), a.data(), b.data(), n, n, n);
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (rep > 0) best = std::max(best, 2.0 * n * n * n / s / 1e9);
   }

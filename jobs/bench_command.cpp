@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "core/blas_kernel.h"
 #include "core/cpu_threads.h"
 #include "core/random.h"
 #include "jobs/commands.h"
@@ -56,16 +57,17 @@ int run_bench_train(const BenchTrainOptions& opts) {
   if (opts.json) {
     std::printf(
         "{\"tokens_per_s\":%.1f,\"step_ms\":%.3f,\"gflops\":%.2f,\"mfu\":%.4f,\"sgemm_peak_gflops\":%.2f,"
-        "\"peak_rss_mb\":%.1f,\"params\":%lld,\"threads\":%d,\"batch_size\":%d,\"seq_len\":%d,\"iters\":%d}\n",
+        "\"peak_rss_mb\":%.1f,\"params\":%lld,\"threads\":%d,\"batch_size\":%d,\"seq_len\":%d,\"iters\":%d,"
+        "\"blas_kernel\":\"%s\"}\n",
         tokens_per_s, step_ms, gflops, mfu, peak_gflops, peak_rss_mb(), m.num_params(), cpu_threads(), t.batch_size,
-        t.seq_len, opts.timed_steps);
+        t.seq_len, opts.timed_steps, blas_kernel_name());
     return 0;
   }
   std::printf("# ringwise bench train: %.2fM params, d_model %d, %d layers, %d/%d heads, ffn %d, vocab %d\n",
               m.num_params() / 1e6, m.d_model, m.n_layers, m.n_heads, m.n_kv_heads, m.ffn_dim, m.vocab_size);
-  std::printf("# batch %d x seq %d x accum %d, attention blocks %dx%d, %d threads, %d warmup + %d timed steps\n",
-              t.batch_size, t.seq_len, t.grad_accum, t.attn_block_q, t.attn_block_k, cpu_threads(), opts.warmup_steps,
-              opts.timed_steps);
+  std::printf("# batch %d x seq %d x accum %d, attention blocks %dx%d, %d threads, OpenBLAS %s kernels\n",
+              t.batch_size, t.seq_len, t.grad_accum, t.attn_block_q, t.attn_block_k, cpu_threads(), blas_kernel_name());
+  std::printf("# %d warmup + %d timed steps\n", opts.warmup_steps, opts.timed_steps);
   std::printf("#\n# %10s %12s %10s %12s %8s %12s\n", "step_ms", "tokens/s", "GFLOP/s", "sgemm_peak", "MFU",
               "peak_RSS_MB");
   std::printf("  %10.1f %12.0f %10.1f %12.1f %7.1f%% %12.1f\n", step_ms, tokens_per_s, gflops, peak_gflops, 100 * mfu,

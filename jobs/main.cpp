@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <exception>
 
+#include "core/blas_kernel.h"
 #include "core/check.h"
 #include "jobs/cli.h"
 
 int main(int argc, char** argv) {
+  rw::use_native_blas_kernels(argv);
   try {
     return rw::run_cli(argc, argv);
   } catch (const rw::UserError& e) {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/blas_kernel.h"
 #include "core/check.h"
 #include "core/cpu_threads.h"
 #include "jobs/cli_options.h"
@@ -48,7 +49,8 @@ int run_train(const RunConfig& cfg) {
   std::printf("  data     %s\n", trainer.data_description().c_str());
   std::printf("  batch    %d x %d tokens x %d accumulation = %d tokens/step, %d steps\n", t.batch_size, t.seq_len,
               t.grad_accum, t.batch_size * t.seq_len * t.grad_accum, t.steps);
-  std::printf("  threads  %d (sgemm peak %.1f GFLOP/s, the MFU denominator)\n", cpu_threads(), peak_gflops);
+  std::printf("  threads  %d, OpenBLAS %s kernels (sgemm peak %.1f GFLOP/s, the MFU denominator)\n", cpu_threads(),
+              blas_kernel_name(), peak_gflops);
   std::printf("  outputs  %s/config.ini, %s\n", t.run_dir.c_str(), metrics.c_str());
   std::fflush(stdout);
 

@@ -191,6 +191,33 @@ TEST(Linear, ForwardAndBackwardOddSizes) {
   expect_close(dw2, plus(dw0, gw), 1e-4, 1e-4, "dweight (dinp null)");
 }
 
+// Large enough that every thread gets its own slice of rows (and a ragged last slice): the split
+// over threads must neither change the values nor the bits.
+TEST(Linear, SplitOverThreadsMatchesReferenceAndBits) {
+  const int N = 83, IC = 40, OC = 71;
+  Floats x = randn(N * IC, 18), w = randn(OC * IC, 19), dout = randn(N * OC, 20);
+  expect_same_bits_for_1_and_2_threads([&] {
+    Floats out(N * OC), dx(N * IC, 0.25f), dw(OC * IC, -0.5f);
+    linear_forward(out.data(), x.data(), w.data(), N, IC, OC);
+    linear_backward(dx.data(), dw.data(), dout.data(), x.data(), w.data(), N, IC, OC);
+    expect_close(out, ref_linear(to_d(x), to_d(w), N, IC, OC), 1e-5, 1e-5, "out");
+    Vec dx_ref(N * IC), dw_ref(OC * IC);
+    for (int n = 0; n < N; ++n)
+      for (int o = 0; o < OC; ++o)
+        for (int i = 0; i < IC; ++i) {
+          dx_ref[n * IC + i] += double(dout[n * OC + o]) * w[o * IC + i];
+          dw_ref[o * IC + i] += double(dout[n * OC + o]) * x[n * IC + i];
+        }
+    for (double& v : dx_ref) v += 0.25;
+    for (double& v : dw_ref) v -= 0.5;
+    expect_close(dx, dx_ref, 1e-4, 1e-4, "dinp");
+    expect_close(dw, dw_ref, 1e-4, 1e-4, "dweight");
+    out.insert(out.end(), dx.begin(), dx.end());
+    out.insert(out.end(), dw.begin(), dw.end());
+    return out;
+  });
+}
+
 // ---- RoPE
 
 // cos and sin of pos * theta^(-2i/D), straight from the Hugging Face definition.
