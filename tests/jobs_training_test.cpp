@@ -79,6 +79,22 @@ TEST(Training, SameSeedIsBitIdenticalAndOtherSeedDiffers) {
   EXPECT_NE(0, std::memcmp(a.data(), c.data(), a.size() * sizeof(float)));
 }
 
+// Every kernel reduces in an order fixed by the shapes alone, so the thread count cannot change a
+// bit of the result.
+TEST(Training, ThreadCountDoesNotChangeTheBits) {
+  RunConfig cfg = tiny_run(3);
+  cfg.train.steps = 5;
+  cfg.train.batch_size = 8;  // enough rows that every thread gets a share of each matmul
+  std::vector<float> p1, p2;
+  cfg.train.threads = 1;
+  const std::vector<float> one = train(cfg, &p1);
+  cfg.train.threads = 2;
+  const std::vector<float> two = train(cfg, &p2);
+  EXPECT_EQ(0, std::memcmp(one.data(), two.data(), one.size() * sizeof(float)));
+  ASSERT_EQ(p1.size(), p2.size());
+  EXPECT_EQ(0, std::memcmp(p1.data(), p2.data(), p1.size() * sizeof(float)));
+}
+
 TEST(Training, FlopsPerTokenCountsMatmulsAndAttention) {
   RunConfig cfg = tiny_run(1);
   Trainer trainer(cfg, text_tokens_from_string(fixed_corpus(), "fixed corpus"));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "core/cpu/fast_exp.h"
 #include "core/ops.h"
 
 namespace rw::cpu {
@@ -75,27 +76,6 @@ void gemm_tile(float* C, int ldc, const float* A, int a_rs, int a_cs, const floa
     }
     if (j < N) micro_kernel<1, kAccumulate>(c + j, ldc, a, a_rs, a_cs, b + j, ldb, K);
   }
-}
-
-// exp(x) to about 1 ulp (Cody-Waite reduction, Cephes polynomial), branch-free so the softmax
-// loops vectorise, which libm's expf does not without -ffast-math. x < -87 (the -inf of a masked
-// score included) gives exactly 0; callers pass x <= 88.
-inline float fast_exp(float x) {
-  const float xc = std::min(std::max(x, -87.0f), 88.0f);
-  // n = round(xc / ln 2) by the 1.5 * 2^23 trick: std::floor blocks vectorisation under trapping math.
-  const float n = (xc * 1.44269504f + 12582912.0f) - 12582912.0f;
-  const float r = xc - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
-  float pow2n;
-  std::memcpy(&pow2n, &bits, sizeof pow2n);
-  return x < -87.0f ? 0.0f : p * pow2n;
 }
 
 // dst[r, c] = src[r * src_ld + c] * mul for r < rows, c < cols.

@@ -1,39 +1,16 @@
 #include <cmath>
-#include <cstring>
 #include <vector>
 
+#include "core/cpu/fast_exp.h"
 #include "core/ops.h"
 
 namespace rw::cpu {
-
-// exp() that GCC can vectorise: glibc's vector expf is only declared under -ffast-math, and the
-// scalar call made SwiGLU about six times slower. Cephes' expf: x = k ln2 + r with |r| <= ln2/2 (k by
-// the 1.5 * 2^23 round-to-nearest trick, ln2 split in two so r is exact), a degree-7 polynomial for
-// exp(r), 2^k written into the exponent bits. Error below 1.5 ulp. x is clamped to [-87, 88] so 2^k
-// stays a normal float; a sigmoid is saturated long before that. NaN stays NaN.
-static inline float exp_vec(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  x = x > 88.0f ? 88.0f : x;
-  float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  float r = x - k * 0.693359375f - k * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  int32_t bits = (static_cast<int32_t>(k) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
 
 void swiglu_forward(float* out, const float* gate, const float* up, size_t n) {
 #pragma omp parallel for simd
   for (size_t i = 0; i < n; ++i) {
     float g = gate[i];
-    out[i] = g / (1.0f + exp_vec(-g)) * up[i];
+    out[i] = g / (1.0f + fast_exp(-g)) * up[i];
   }
 }
 
@@ -42,7 +19,7 @@ void swiglu_backward(float* dgate, float* dup, const float* dout, const float* g
 #pragma omp parallel for simd
   for (size_t i = 0; i < n; ++i) {
     float g = gate[i];
-    float s = 1.0f / (1.0f + exp_vec(-g));
+    float s = 1.0f / (1.0f + fast_exp(-g));
     dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
     dup[i] += dout[i] * g * s;
   }

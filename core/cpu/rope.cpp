@@ -21,43 +21,52 @@ void rope_table(float* cos, float* sin, int max_pos, int D, float theta) {
   }
 }
 
-// out may be inp: each lane reads its two elements before writing them, which `omp simd` allows.
-void rope_forward(float* out, const float* inp, const float* cos, const float* sin, const int32_t* pos, int N,
-                  int nh, int D) {
+namespace {
+
+// Calls fn(row, cos, sin) for each (token, head) row of D values, with the table rows of the
+// token's position.
+template <class Fn>
+void for_each_row(const float* cos, const float* sin, const int32_t* pos, int N, int nh, int D, Fn fn) {
   const int half = D / 2;
   const long rows = static_cast<long>(N) * nh;
 #pragma omp parallel for
   for (long row = 0; row < rows; ++row) {
-    const float* c = cos + static_cast<size_t>(pos[row / nh]) * half;
-    const float* s = sin + static_cast<size_t>(pos[row / nh]) * half;
-    const float* x = inp + row * D;
-    float* y = out + row * D;
+    const size_t p = static_cast<size_t>(pos[row / nh]) * half;
+    fn(row * D, cos + p, sin + p);
+  }
+}
+
+}  // namespace
+
+// out may be inp: each lane reads its two elements before writing them, which `omp simd` allows.
+void rope_forward(float* out, const float* inp, const float* cos, const float* sin, const int32_t* pos, int N,
+                  int nh, int D) {
+  const int half = D / 2;
+  for_each_row(cos, sin, pos, N, nh, D, [&](long at, const float* c, const float* s) {
+    const float* x = inp + at;
+    float* y = out + at;
 #pragma omp simd
     for (int i = 0; i < half; ++i) {
       float x1 = x[i], x2 = x[i + half];
       y[i] = x1 * c[i] - x2 * s[i];
       y[i + half] = x2 * c[i] + x1 * s[i];
     }
-  }
+  });
 }
 
 // The transpose (inverse) rotation, accumulated into dinp.
 void rope_backward(float* dinp, const float* dout, const float* cos, const float* sin, const int32_t* pos, int N,
                    int nh, int D) {
   const int half = D / 2;
-  const long rows = static_cast<long>(N) * nh;
-#pragma omp parallel for
-  for (long row = 0; row < rows; ++row) {
-    const float* c = cos + static_cast<size_t>(pos[row / nh]) * half;
-    const float* s = sin + static_cast<size_t>(pos[row / nh]) * half;
-    const float* dy = dout + row * D;
-    float* dx = dinp + row * D;
+  for_each_row(cos, sin, pos, N, nh, D, [&](long at, const float* c, const float* s) {
+    const float* dy = dout + at;
+    float* dx = dinp + at;
     for (int i = 0; i < half; ++i) {
       float dy1 = dy[i], dy2 = dy[i + half];
       dx[i] += dy1 * c[i] + dy2 * s[i];
       dx[i + half] += dy2 * c[i] - dy1 * s[i];
     }
-  }
+  });
 }
 
 }  // namespace rw::cpu
