@@ -15,7 +15,8 @@ namespace rw {
 enum class ReduceOp { Sum, Max };
 
 // A pending non-blocking operation. wait() completes it (idempotent); test() polls, which also lets
-// MPI progress the transfer while the caller computes.
+// MPI progress the transfer while the caller computes. Destroying a pending request waits for it,
+// so that no transfer outlives its buffers.
 class Request {
  public:
   virtual ~Request() = default;
@@ -32,10 +33,14 @@ class Communicator {
   // In place over `n` elements on every rank.
   virtual void allreduce(float* data, size_t n, ReduceOp op = ReduceOp::Sum) = 0;
   virtual void allreduce(double* data, size_t n, ReduceOp op = ReduceOp::Sum) = 0;
+  // Non-blocking sum in place (a gradient bucket while the backward pass goes on); `data` must stay
+  // untouched until the request completes.
+  virtual std::unique_ptr<Request> iallreduce(float* data, size_t n) = 0;
   // in has size() * n elements; rank r receives the sum of every rank's slice r in out (n elements).
   virtual void reduce_scatter(const float* in, float* out, size_t n) = 0;
   // in has n elements; out receives size() * n, rank r's contribution at r * n.
   virtual void allgather(const float* in, float* out, size_t n) = 0;
+  virtual void allgather(const double* in, double* out, size_t n) = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   // Variable all-to-all in elements: send_counts[r] floats go to rank r (packed in rank order),
   // recv_counts[r] arrive from rank r.

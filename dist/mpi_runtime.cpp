@@ -21,6 +21,10 @@ void mpi_init(int* argc, char*** argv) {
   std::atexit(finalize_at_exit);
 }
 
+bool launched_by_mpirun() {
+  return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK");
+}
+
 bool mpi_initialized() {
   int flag = 0;
   MPI_Initialized(&flag);
@@ -43,6 +47,17 @@ std::string host_name() {
   char buf[256] = {0};
   gethostname(buf, sizeof(buf) - 1);
   return buf;
+}
+
+std::string rank_prefix() {
+  return world_size() > 1 ? "rank " + std::to_string(world_rank()) + " on " + host_name() + ": " : "";
+}
+
+void abort_job_if_distributed(int exit_code) {
+  if (world_size() <= 1) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
 }
 
 void mpi_fail(const char* call, int err, const char* file, int line) {

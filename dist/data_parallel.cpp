@@ -1,0 +1,110 @@
+#include "dist/data_parallel.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/check.h"
+
+namespace rw {
+
+DataParallel::DataParallel(Communicator& dp, const ParamTable& table, Tensor& params, Tensor& grads,
+                           const cpu::AdamWParams& hyper, const DataParallelOptions& opts)
+    : dp_(dp),
+      table_(table),
+      params_(params.data<float>()),
+      grads_(grads.data<float>()),
+      total_(table.total()),
+      hyper_(hyper),
+      opts_(opts) {
+  RW_CHECK(params.numel() == static_cast<int64_t>(total_) && grads.numel() == static_cast<int64_t>(total_),
+           "buffers of %lld and %lld floats for a table of %zu", static_cast<long long>(params.numel()),
+           static_cast<long long>(grads.numel()), total_);
+  if (opts_.zero1) {
+    const size_t n = static_cast<size_t>(dp_.size());
+    shard_ = (total_ + n - 1) / n;
+    shard_begin_ = std::min(total_, shard_ * dp_.rank());
+    shard_end_ = std::min(total_, shard_begin_ + shard_);
+    padded_.assign(shard_ * n, 0.0f);
+    shard_grads_.assign(shard_, 0.0f);
+    exp_avg_.assign(shard_end_ - shard_begin_, 0.0f);
+    exp_avg_sq_.assign(shard_end_ - shard_begin_, 0.0f);
+  } else if (dp_.size() > 1) {
+    const size_t cap = std::max<size_t>(1, opts_.bucket_bytes / sizeof(float));
+    for (size_t end = total_; end > 0;) {
+      const size_t begin = end > cap ? end - cap : 0;
+      buckets_.push_back({begin, end, nullptr});
+      end = begin;
+    }
+  }
+}
+
+void DataParallel::launch(Bucket& b) { b.pending = dp_.iallreduce(grads_ + b.begin, b.end - b.begin); }
+
+void DataParallel::grads_final_from(size_t offset) {
+  while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].begin >= offset) launch(buckets_[next_bucket_++]);
+  // MPI moves non-blocking collectives along only inside MPI calls; polling here lets the
+  // launched buckets progress while the next layer's backward runs.
+  for (size_t i = 0; i < next_bucket_; ++i)
+    if (buckets_[i].pending) buckets_[i].pending->test();
+}
+
+float DataParallel::reduce_grads() {
+  if (!opts_.zero1) {
+    grads_final_from(0);
+    for (Bucket& b : buckets_) {
+      b.pending->wait();
+      b.pending.reset();
+    }
+    next_bucket_ = 0;
+    return static_cast<float>(std::sqrt(cpu::sum_squares(grads_, total_)));
+  }
+  std::copy(grads_, grads_ + total_, padded_.begin());
+  dp_.reduce_scatter(padded_.data(), shard_grads_.data(), shard_);
+  // Each rank's share of the squared norm, summed in rank order so every rank gets the same bits.
+  const double mine = cpu::sum_squares(shard_grads_.data(), shard_end_ - shard_begin_);
+  std::vector<double> shares(dp_.size());
+  dp_.allgather(&mine, shares.data(), 1);
+  double sum = 0;
+  for (double s : shares) sum += s;
+  return static_cast<float>(std::sqrt(sum));
+}
+
+void DataParallel::zero1_step(float lr, float grad_scale) {
+  RW_CHECK(opts_.zero1, "zero1_step without --zero 1");
+  ++adam_step_;
+  for (const ParamInfo& p : table_.entries()) {
+    const size_t lo = std::max(p.offset, shard_begin_), hi = std::min(p.offset + p.numel(), shard_end_);
+    if (lo >= hi) continue;
+    cpu::AdamWParams h = hyper_;
+    h.lr = lr;
+    if (!p.decay) h.weight_decay = 0.0f;
+    const size_t s = lo - shard_begin_;
+    cpu::adamw_update(params_ + lo, shard_grads_.data() + s, exp_avg_.data() + s, exp_avg_sq_.data() + s, hi - lo, h,
+                      grad_scale, adam_step_);
+  }
+  allgather_shards(params_ + shard_begin_, params_);
+}
+
+void DataParallel::allgather_shards(const float* shard, float* full) {
+  // shard_grads_ is free between steps: it serves as the padded send buffer.
+  std::fill(shard_grads_.begin(), shard_grads_.end(), 0.0f);
+  std::copy(shard, shard + (shard_end_ - shard_begin_), shard_grads_.begin());
+  dp_.allgather(shard_grads_.data(), padded_.data(), shard_);
+  std::copy(padded_.begin(), padded_.begin() + total_, full);
+}
+
+int DataParallel::gather_zero1_state(float* exp_avg, float* exp_avg_sq) {
+  RW_CHECK(opts_.zero1, "gather_zero1_state without --zero 1");
+  allgather_shards(exp_avg_.data(), exp_avg);
+  allgather_shards(exp_avg_sq_.data(), exp_avg_sq);
+  return adam_step_;
+}
+
+void DataParallel::load_zero1_state(const float* exp_avg, const float* exp_avg_sq, int adam_step) {
+  RW_CHECK(opts_.zero1, "load_zero1_state without --zero 1");
+  std::copy(exp_avg + shard_begin_, exp_avg + shard_end_, exp_avg_.begin());
+  std::copy(exp_avg_sq + shard_begin_, exp_avg_sq + shard_end_, exp_avg_sq_.begin());
+  adam_step_ = adam_step;
+}
+
+}  // namespace rw

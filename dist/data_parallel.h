@@ -1,0 +1,84 @@
+// Data parallelism over the dp group: every rank holds the whole model, computes gradients on its
+// own rows of the global batch, and the gradients are summed across ranks before the update.
+//
+// Plain mode reduces gradient buckets (contiguous ranges of the flat buffer, --bucket-mb each,
+// taken from the end of the buffer, since the backward pass finishes the LM head first and the
+// embedding last) with non-blocking allreduces launched from LlamaModel's grads-final hook, so
+// communication overlaps the rest of the backward pass.
+//
+// ZeRO-1 shards the AdamW moments instead: rank r owns the contiguous range
+// [r*S, (r+1)*S) of the flat parameter buffer (S = ceil(total/dp)); gradients are reduce-scattered
+// after the backward pass (not overlapped), each rank updates its range, and the parameters are
+// allgathered. Weight decay stays per tensor: the update runs over the intersection of the shard
+// with each ParamTable entry.
+//
+// Gradients are summed, not averaged: the caller scales each rank's loss by its share of the
+// global target count, which gives the global mean exactly even when ranks count different numbers
+// of targets.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "core/ops.h"
+#include "core/tensor.h"
+#include "dist/communicator.h"
+#include "models/param_table.h"
+
+namespace rw {
+
+struct DataParallelOptions {
+  size_t bucket_bytes = size_t{25} << 20;
+  bool zero1 = false;
+};
+
+class DataParallel {
+ public:
+  // params and grads are the model's flat buffers, laid out by `table`; they must outlive this.
+  DataParallel(Communicator& dp, const ParamTable& table, Tensor& params, Tensor& grads,
+               const cpu::AdamWParams& hyper, const DataParallelOptions& opts);
+
+  // LlamaModel's GradsFinalHook for the step's last backward: grads[offset, total) are final, so
+  // every bucket inside that range starts reducing.
+  void grads_final_from(size_t offset);
+  // Finishes the gradient sum (what the hook did not start, then waits for all) and returns the
+  // global gradient norm, identical on every rank.
+  float reduce_grads();
+  // ZeRO-1 only: AdamW on this rank's shard with grads * grad_scale, then allgather the parameters.
+  void zero1_step(float lr, float grad_scale);
+
+  // ZeRO-1 checkpoints: every rank's moment shards gathered into full buffers of table.total()
+  // floats on every rank (collective; returns AdamW's step count), and back from full buffers into
+  // this rank's shard.
+  int gather_zero1_state(float* exp_avg, float* exp_avg_sq);
+  void load_zero1_state(const float* exp_avg, const float* exp_avg_sq, int adam_step);
+
+  bool zero1() const { return opts_.zero1; }
+  Communicator& comm() { return dp_; }
+
+ private:
+  struct Bucket {
+    size_t begin, end;
+    std::unique_ptr<Request> pending;
+  };
+  void launch(Bucket& b);
+  // This rank's [shard_begin_, shard_end_) of `shard`, zero-padded to shard_ floats, gathered from
+  // every rank into `full` (total_ floats).
+  void allgather_shards(const float* shard, float* full);
+
+  Communicator& dp_;
+  const ParamTable& table_;
+  float* params_;
+  float* grads_;
+  size_t total_;
+  cpu::AdamWParams hyper_;
+  DataParallelOptions opts_;
+  std::vector<Bucket> buckets_;  // from the end of the buffer to the start; plain mode only
+  size_t next_bucket_ = 0;       // the first bucket not yet launched this step
+
+  // ZeRO-1 state: this rank's range of the flat buffer, its moments and staging buffers.
+  size_t shard_ = 0, shard_begin_ = 0, shard_end_ = 0;
+  std::vector<float> padded_, shard_grads_, exp_avg_, exp_avg_sq_;
+  int adam_step_ = 0;
+};
+
+}  // namespace rw

@@ -1,0 +1,184 @@
+// Data parallelism equals one process on the whole global batch: each rank of MPI_COMM_WORLD (1, 2
+// or 4) trains on its rows [r*B, (r+1)*B) of the same seeded global batch of 4 rows, while a
+// second, single-process model in the same test process runs the full batch as the reference.
+//
+// Tolerances: the ranks sum per-rank partial gradients that the reference sums inside its GEMMs,
+// a different float summation order (relative differences near 1e-6); 1e-5 on the loss and 1e-4
+// (max |diff| / max |reference| per tensor) on gradients leave room for that and none for a lost
+// bucket, a missing rank or a wrong scale, which are off by O(1).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/random.h"
+#include "dist/communicator.h"
+#include "dist/data_parallel.h"
+#include "models/adamw.h"
+#include "models/llama.h"
+
+namespace rw {
+namespace {
+
+constexpr int kRows = 4, kSeq = 8;
+
+// The tiny preset with the 64-token vocabulary of global_batch().
+LlamaConfig tiny_model() {
+  LlamaConfig c = LlamaConfig::preset("tiny");
+  c.vocab_size = 64;
+  c.max_seq = kSeq;
+  return c;
+}
+
+cpu::AdamWParams hyper() {
+  cpu::AdamWParams h;
+  h.lr = 3e-3f;
+  return h;
+}
+
+// The global batch of a step; some targets are ignored (-1), unevenly across rows, so that ranks
+// count different numbers of targets.
+struct Batch {
+  std::vector<int32_t> tokens, targets;
+};
+Batch global_batch(int step) {
+  Batch b{std::vector<int32_t>(kRows * kSeq), std::vector<int32_t>(kRows * kSeq)};
+  for (int i = 0; i < kRows * kSeq; ++i) {
+    b.tokens[i] = static_cast<int32_t>(hash_keys(7, step, i, 0) % 64);
+    b.targets[i] = static_cast<int32_t>(hash_keys(7, step, i, 1) % 64);
+  }
+  for (int t = 0; t < 3; ++t) b.targets[t] = -1;  // row 0 counts 3 targets fewer
+  return b;
+}
+
+int counted(const int32_t* targets, int n) {
+  return static_cast<int>(std::count_if(targets, targets + n, [](int32_t t) { return t >= 0; }));
+}
+
+// One data-parallel rank: its rows of the batch, loss scaled by its share of the global count.
+struct Rank {
+  std::unique_ptr<Communicator> comm = make_mpi_world();
+  LlamaModel model{tiny_model()};
+  DataParallel dp;
+  int rows = kRows / comm->size();
+  Rank(const DataParallelOptions& opts)
+      : dp(*comm, model.params(), model.param_buffer(), model.grad_buffer(), hyper(), opts) {
+    model.init_weights(11);
+  }
+  // Returns the global mean loss and leaves the summed gradients; *norm gets the global norm.
+  float forward_backward(const Batch& b, float* norm) {
+    const int first = comm->rank() * rows * kSeq, n = rows * kSeq;
+    const double mine = counted(b.targets.data() + first, n);
+    double total = mine;
+    comm->allreduce(&total, 1);
+    model.zero_grad();
+    const float loss = model.forward(b.tokens.data() + first, b.targets.data() + first, rows, kSeq);
+    model.backward(static_cast<float>(mine / total), [this](size_t offset) { dp.grads_final_from(offset); });
+    *norm = dp.reduce_grads();
+    double weighted = loss * mine / total;
+    comm->allreduce(&weighted, 1);
+    return static_cast<float>(weighted);
+  }
+};
+
+struct Reference {
+  LlamaModel model{tiny_model()};
+  Reference() { model.init_weights(11); }
+  float forward_backward(const Batch& b) {
+    model.zero_grad();
+    const float loss = model.forward(b.tokens.data(), b.targets.data(), kRows, kSeq);
+    model.backward();
+    return loss;
+  }
+};
+
+void expect_same_gradients(LlamaModel& dp, LlamaModel& ref) {
+  for (const ParamInfo& p : ref.params().entries()) {
+    const float* g = dp.grad(p.name);
+    const float* r = ref.grad(p.name);
+    double max_diff = 0, max_ref = 0;
+    for (size_t i = 0; i < p.numel(); ++i) {
+      max_diff = std::max(max_diff, std::fabs(static_cast<double>(g[i]) - r[i]));
+      max_ref = std::max(max_ref, std::fabs(static_cast<double>(r[i])));
+    }
+    EXPECT_LE(max_diff, 1e-4 * max_ref) << p.name;
+  }
+}
+
+class DataParallelEquivalence : public testing::TestWithParam<bool> {};  // the parameter: ZeRO-1
+
+TEST_P(DataParallelEquivalence, LossAndEveryGradientMatchOneProcess) {
+  // Buckets of 2 KB: many per layer, so that bucket edges cut across tensors.
+  Rank rank(DataParallelOptions{2048, GetParam()});
+  Reference ref;
+  const Batch b = global_batch(0);
+  float norm = 0;
+  const float loss = rank.forward_backward(b, &norm);
+  const float ref_loss = ref.forward_backward(b);
+  EXPECT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss));
+  const float ref_norm = global_grad_norm(ref.model.grad_buffer().data<float>(), ref.model.params().total());
+  EXPECT_NEAR(norm, ref_norm, 1e-4 * ref_norm);
+  // ZeRO-1 leaves only this rank's shard reduced in the full buffer, so compare the plain mode.
+  if (!GetParam()) expect_same_gradients(rank.model, ref.model);
+}
+
+// Ten AdamW steps with clipping: the loss curve and the final weights match the single process.
+TEST_P(DataParallelEquivalence, TenStepsFollowTheSameLossCurve) {
+  Rank rank(DataParallelOptions{4096, GetParam()});
+  Reference ref;
+  AdamW dp_adam(rank.model.params(), hyper()), ref_adam(ref.model.params(), hyper());
+  const float clip = 0.5f;
+  for (int step = 0; step < 10; ++step) {
+    const Batch b = global_batch(step);
+    float norm = 0;
+    const float loss = rank.forward_backward(b, &norm);
+    const float ref_loss = ref.forward_backward(b);
+    ASSERT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss)) << "step " << step;
+    const float ref_norm = global_grad_norm(ref.model.grad_buffer().data<float>(), ref.model.params().total());
+    const float scale = norm > clip ? clip / (norm + 1e-6f) : 1.0f;
+    const float ref_scale = ref_norm > clip ? clip / (ref_norm + 1e-6f) : 1.0f;
+    if (GetParam()) {
+      rank.dp.zero1_step(hyper().lr, scale);
+    } else {
+      dp_adam.step(rank.model.param_buffer().data<float>(), rank.model.grad_buffer().data<float>(), hyper().lr, scale);
+    }
+    ref_adam.step(ref.model.param_buffer().data<float>(), ref.model.grad_buffer().data<float>(), hyper().lr,
+                  ref_scale);
+  }
+  // Every rank must hold the same weights (ZeRO-1's allgather) close to the reference's.
+  const float* w = rank.model.param_buffer().data<float>();
+  const float* r = ref.model.param_buffer().data<float>();
+  double max_diff = 0;
+  for (size_t i = 0; i < ref.model.params().total(); ++i) max_diff = std::max(max_diff, std::fabs(double(w[i]) - r[i]));
+  EXPECT_LE(max_diff, 1e-4);
+  if (!GetParam()) return;
+  // The sharded moments gathered for a checkpoint are the single process's full ones.
+  const size_t total = ref.model.params().total();
+  std::vector<float> m(total), v(total);
+  EXPECT_EQ(rank.dp.gather_zero1_state(m.data(), v.data()), ref_adam.steps_taken());
+  const float* ref_m = ref_adam.exp_avg().data<float>();
+  const float* ref_v = ref_adam.exp_avg_sq().data<float>();
+  double m_diff = 0, m_max = 0, v_diff = 0, v_max = 0;
+  for (size_t i = 0; i < total; ++i) {
+    m_diff = std::max(m_diff, std::fabs(double(m[i]) - ref_m[i]));
+    m_max = std::max(m_max, std::fabs(double(ref_m[i])));
+    v_diff = std::max(v_diff, std::fabs(double(v[i]) - ref_v[i]));
+    v_max = std::max(v_max, std::fabs(double(ref_v[i])));
+  }
+  EXPECT_LE(m_diff, 1e-4 * m_max);
+  EXPECT_LE(v_diff, 1e-4 * v_max);
+  // A resumed run's shards come back from the full moments unchanged.
+  Rank resumed(DataParallelOptions{4096, true});
+  resumed.dp.load_zero1_state(m.data(), v.data(), 10);
+  std::vector<float> m2(total), v2(total);
+  EXPECT_EQ(resumed.dp.gather_zero1_state(m2.data(), v2.data()), 10);
+  EXPECT_EQ(m2, m);
+  EXPECT_EQ(v2, v);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DataParallelEquivalence, testing::Bool(),
+                         [](const testing::TestParamInfo<bool>& i) { return i.param ? "Zero1" : "Plain"; });
+
+}  // namespace
+}  // namespace rw
