@@ -14,6 +14,8 @@ class BatchLoader {
               int dp_size = 1);
   // inputs and targets are [batch_size, seq_len]; targets are inputs shifted by one token.
   void fill(int64_t step, int micro, int32_t* inputs, int32_t* targets) const;
+  int batch_size() const { return batch_size_; }
+  int seq_len() const { return seq_len_; }
 
  private:
   const TokenSource& source_;

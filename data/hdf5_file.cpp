@@ -94,7 +94,7 @@ template <> hid_t native_type<uint32_t>() { return H5T_NATIVE_UINT32; }
 template <> hid_t native_type<uint64_t>() { return H5T_NATIVE_UINT64; }
 
 std::string DatasetInfo::type_name() const {
-  return std::string(is_float ? "float" : "int") + std::to_string(8 * element_size);
+  return std::string(is_float ? "float" : is_signed ? "int" : "uint") + std::to_string(8 * element_size);
 }
 
 File File::create(const std::string& path) {
@@ -178,6 +178,16 @@ DatasetInfo File::info(const std::string& dataset) const {
   info.shape.assign(dims.begin(), dims.end());
   info.is_float = cls == H5T_FLOAT;
   info.element_size = H5Tget_size(type.get());
+  info.is_signed = cls == H5T_FLOAT || H5Tget_sign(type.get()) != H5T_SGN_NONE;
+  Handle dcpl(RW_H5(H5Dget_create_plist(d.get()), where(dataset)), H5Pclose);
+  const int filters = RW_H5(H5Pget_nfilters(dcpl.get()), where(dataset));
+  for (int i = 0; i < filters; ++i) {
+    unsigned flags = 0, level = 0;
+    size_t n_values = 1;
+    H5Z_filter_t f = RW_H5(H5Pget_filter2(dcpl.get(), i, &flags, &n_values, &level, 0, nullptr, nullptr),
+                           where(dataset));
+    if (f == H5Z_FILTER_DEFLATE) info.compression = "deflate level " + std::to_string(level);
+  }
   return info;
 }
 

@@ -45,7 +45,9 @@ template <typename T> hid_t native_type();
 struct DatasetInfo {
   Shape shape;
   bool is_float = false;   // H5T_FLOAT, else H5T_INTEGER (other classes are rejected)
+  bool is_signed = true;   // integers only: false for uint16 etc.
   size_t element_size = 0; // bytes per element in the file
+  std::string compression = "none";  // "deflate level N" when the dataset is deflate-compressed
   std::string type_name() const;  // "float32", "uint16", ...
 };
 

@@ -45,21 +45,22 @@ std::string read_file(const std::filesystem::path& path) {
 
 }  // namespace
 
-std::unique_ptr<TokenSource> open_text_tokens(const std::string& path) {
+std::vector<std::string> list_data_files(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::file_status st = fs::status(path, ec);
   RW_USER_CHECK(fs::exists(st), "data path %s does not exist", path.c_str());
+  if (!fs::is_directory(st)) return {path};
+  std::vector<std::string> files;
+  for (const fs::directory_entry& e : fs::directory_iterator(path))
+    if (e.is_regular_file() && !e.is_symlink() && e.path().extension() != ".dat") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::unique_ptr<TokenSource> open_text_tokens(const std::string& path) {
   std::string text;
-  if (fs::is_directory(st)) {
-    std::vector<fs::path> files;
-    for (const fs::directory_entry& e : fs::directory_iterator(path))
-      if (e.is_regular_file() && !e.is_symlink() && e.path().extension() != ".dat") files.push_back(e.path());
-    std::sort(files.begin(), files.end());
-    for (const fs::path& f : files) text += read_file(f);
-  } else {
-    text = read_file(path);
-  }
+  for (const std::string& f : list_data_files(path)) text += read_file(f);
   return text_tokens_from_string(std::move(text), path);
 }
 

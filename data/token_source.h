@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace rw {
 
@@ -20,6 +21,9 @@ class TokenSource {
 // Reads a whole text file as byte tokens (vocab 256). UserError naming the file when it is
 // missing, unreadable or too short.
 std::unique_ptr<TokenSource> open_text_tokens(const std::string& path);
+// The files a data path stands for: the file itself, or a directory's regular files in name order
+// without the fortune(6) index files *.dat. UserError when the path does not exist.
+std::vector<std::string> list_data_files(const std::string& path);
 // Bytes already in memory (tests, the built-in corpus).
 std::unique_ptr<TokenSource> text_tokens_from_string(std::string text, std::string name);
 

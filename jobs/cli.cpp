@@ -22,6 +22,14 @@ void print_overview(std::ostream& out) {
          "Usage:\n"
          "  ringwise train [options]         train a model, reporting loss and speed as it goes\n"
          "  ringwise bench train [options]   time training steps: tokens/s, MFU, peak memory\n"
+         "  ringwise bench io [options]      time checkpoint save/load against raw disk I/O\n"
+         "  ringwise bench ring --cp P ...   time ring attention over P MPI ranks (under mpirun)\n"
+         "  ringwise bench dp [options]      allreduce bus bandwidth over the MPI ranks (under mpirun)\n"
+         "  ringwise inspect FILE            describe a checkpoint or dataset and verify every value\n"
+         "  ringwise prepare [options]       tokenize text into an HDF5 dataset for --data\n"
+         "  ringwise tokenizer train [opts]  learn a byte-level BPE tokenizer for prepare\n"
+         "  ringwise export [options]        write a checkpoint as Hugging Face safetensors + config.json\n"
+         "  ringwise import [options]        read a Hugging Face LLaMA directory into a checkpoint\n"
          "  ringwise help [train|bench]      explain a command and every one of its options\n"
          "  ringwise --version               print the version and whether CUDA was built in\n"
          "\n"
@@ -30,18 +38,19 @@ void print_overview(std::ostream& out) {
 }
 
 void print_config_options_help(std::ostream& out) {
-  out << "\nConfiguration:\n";
-  print_option_line(out, "--config FILE", "read options from an INI file: 'd-model = 128' per line");
-  print_option_line(out, "--print-config", "print the resolved configuration as such a file and exit");
-  print_option_line(out, "-h, --help", "show this help");
+  print_option_lines(out, "Configuration",
+                     {{"--config FILE", "read options from an INI file: 'd-model = 128' per line"},
+                      {"--print-config", "print the resolved configuration as such a file and exit"},
+                      {"-h, --help", "show this help"}});
 }
 
 void print_train_help(std::ostream& out) {
   out << "Usage: ringwise train [options]\n"
          "\n"
-         "Trains a LLaMA-style decoder (RMSNorm, RoPE, SwiGLU, grouped-query attention) on text\n"
-         "read as bytes, with AdamW and a warmup + cosine learning-rate schedule. Progress goes to\n"
-         "the terminal every --log-every steps and to a JSONL metrics file.\n"
+         "Trains a LLaMA-style decoder (RMSNorm, RoPE, SwiGLU, grouped-query attention) on a token\n"
+         "dataset made by 'ringwise prepare' or on text read as bytes, with AdamW and a warmup +\n"
+         "cosine learning-rate schedule. Progress goes to the terminal every --log-every steps and\n"
+         "to a JSONL metrics file.\n"
          "\n"
          "Each setting is taken from, later ones winning: the --preset, the --config file, the\n"
          "other command-line options. --print-config shows the result without training.\n";
@@ -59,11 +68,11 @@ void print_bench_help(std::ostream& out) {
          "Times training steps of the configured model on this machine: --warmup untimed steps,\n"
          "then --iters timed ones. Reports tokens/s, GFLOP/s, MFU against the measured OpenBLAS\n"
          "sgemm peak, and peak memory. Takes every `ringwise train` option, so one config file\n"
-         "serves both.\n"
-         "\nBenchmark:\n";
-  print_option_line(out, "--warmup N", "untimed steps before timing (default 2)");
-  print_option_line(out, "--iters N", "timed steps (default 10)");
-  print_option_line(out, "--json", "print one JSON object instead of the table");
+         "serves both.\n";
+  print_option_lines(out, "Benchmark",
+                     {{"--warmup N", "untimed steps before timing (default 2)"},
+                      {"--iters N", "timed steps (default 10)"},
+                      {"--json", "print one JSON object instead of the table"}});
   print_run_options_help(out);
   print_config_options_help(out);
   out << "\nExample:\n"
@@ -75,6 +84,8 @@ po::options_description command_options() {
   desc.add_options()("config", po::value<std::string>())("print-config", "")("help,h", "");
   return desc;
 }
+
+}  // namespace
 
 po::variables_map parse_command_line(const Args& args, const po::options_description& desc, const char* command) {
   // No abbreviations: a prefix must not silently pick one of several options.
@@ -94,6 +105,8 @@ po::variables_map parse_command_line(const Args& args, const po::options_descrip
   if (vm.count("unexpected")) throw UserError("unexpected argument '" + vm["unexpected"].as<Args>()[0] + "'" + hint);
   return vm;
 }
+
+namespace {
 
 int train_command(const Args& args) {
   po::variables_map vm = parse_command_line(args, command_options(), "train");
@@ -137,10 +150,18 @@ int help_command(const Args& args) {
     print_overview(std::cout);
   } else if (topic == "train") {
     print_train_help(std::cout);
+  } else if (topic == "prepare") {
+    return prepare_command({"--help"});
+  } else if (topic == "tokenizer") {
+    return tokenizer_command({"--help"});
+  } else if (topic == "export") {
+    return export_command({"--help"});
+  } else if (topic == "import") {
+    return import_command({"--help"});
   } else if (topic == "bench") {
     print_bench_help(std::cout);
   } else {
-    throw UserError("no help for '" + topic + "' (topics: train, bench)");
+    throw UserError("no help for '" + topic + "' (topics: train, bench, prepare, tokenizer, export, import)");
   }
   return 0;
 }
@@ -162,13 +183,24 @@ int run_cli(int argc, char** argv) {
   }
   if (command == "help" || command == "--help" || command == "-h") return help_command(rest);
   if (command == "train") return train_command(rest);
+  if (command == "prepare") return prepare_command(rest);
+  if (command == "tokenizer") return tokenizer_command(rest);
+  if (command == "inspect") return inspect_command(rest);
+  if (command == "export") return export_command(rest);
+  if (command == "import") return import_command(rest);
   if (command == "bench") {
     if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) return help_command({"bench"});
-    RW_USER_CHECK(!rest.empty(), "'ringwise bench' needs a target: ringwise bench train");
-    RW_USER_CHECK(rest[0] == "train", "unknown benchmark '%s' (available: ringwise bench train)", rest[0].c_str());
+    RW_USER_CHECK(!rest.empty(), "'ringwise bench' needs a target: ringwise bench train|io|ring|dp");
+    if (rest[0] == "io") return bench_io_command(Args(rest.begin() + 1, rest.end()));
+    if (rest[0] == "ring") return bench_ring_command(Args(rest.begin() + 1, rest.end()));
+    if (rest[0] == "dp") return bench_dp_command(Args(rest.begin() + 1, rest.end()));
+    RW_USER_CHECK(rest[0] == "train", "unknown benchmark '%s' (available: ringwise bench train|io|ring|dp)",
+                  rest[0].c_str());
     return bench_train_command(Args(rest.begin() + 1, rest.end()));
   }
-  throw UserError("unknown command '" + command + "' (commands: train, bench train, help; see 'ringwise help')");
+  throw UserError("unknown command '" + command +
+                  "' (commands: train, bench train|io, prepare, tokenizer train, inspect, export, import, help; "
+                  "see 'ringwise help')");
 }
 
 }  // namespace rw

@@ -9,10 +9,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <type_traits>
 #include <vector>
 
 #include "core/check.h"
+#include "data/hdf5_tokens.h"
 #include "jobs/default_corpus.h"
 
 namespace po = boost::program_options;
@@ -80,13 +82,14 @@ const char* placeholder() {
   return "N";
 }
 
-enum class Group { kModel, kTraining, kDataOutput };
-constexpr Group kGroups[] = {Group::kModel, Group::kTraining, Group::kDataOutput};
+enum class Group { kModel, kTraining, kParallel, kDataOutput };
+constexpr Group kGroups[] = {Group::kModel, Group::kTraining, Group::kParallel, Group::kDataOutput};
 
 const char* group_heading(Group g) {
   switch (g) {
     case Group::kModel: return "Model";
     case Group::kTraining: return "Training";
+    case Group::kParallel: return "Parallelism (under mpirun)";
     case Group::kDataOutput: return "Data & output";
   }
   return "";
@@ -119,9 +122,11 @@ Field field(Group group, const char* name, std::string help, Part RunConfig::*pa
 const std::vector<Field>& fields() {
   using L = LlamaConfig;
   using T = TrainConfig;
-  const Group M = Group::kModel, TR = Group::kTraining, D = Group::kDataOutput;
+  using Par = ParallelConfig;
+  const Group M = Group::kModel, TR = Group::kTraining, P = Group::kParallel, D = Group::kDataOutput;
   const auto m = &RunConfig::model;
   const auto t = &RunConfig::train;
+  const auto p = &RunConfig::parallel;
   static const std::vector<Field> table = {
       field(M, "vocab-size", "token vocabulary (byte-level text uses 256)", m, &L::vocab_size),
       field(M, "d-model", "width of the residual stream", m, &L::d_model),
@@ -149,10 +154,25 @@ const std::vector<Field>& fields() {
       field(TR, "attn-block-q", "query rows per attention block", t, &T::attn_block_q),
       field(TR, "attn-block-k", "key rows per attention block", t, &T::attn_block_k),
       field(TR, "threads", "CPU threads (OpenMP, OpenBLAS); 0 = all", t, &T::threads),
-      field(D, "data", std::string("text file or directory of them; empty = ") + kDefaultCorpus, t, &T::data),
+      field(P, "dp", "data-parallel ranks; dp*tp*cp*ep = the ranks mpirun starts", p, &Par::dp),
+      field(P, "tp", "tensor-parallel ranks (not implemented yet)", p, &Par::tp),
+      field(P, "cp", "context-parallel ranks (ring attention, zigzag layout)", p, &Par::cp),
+      field(P, "ep", "expert-parallel ranks (not implemented yet)", p, &Par::ep),
+      field(P, "zero", "1 = shard the AdamW state over the dp ranks (ZeRO-1)", p, &Par::zero),
+      field(P, "bucket-mb", "gradient allreduce bucket, overlapped with backward", p, &Par::bucket_mb),
+      field(P, "comm-timeout", "abort the job when a collective blocks this many seconds; 0 = never", p,
+            &Par::comm_timeout),
+      field(D, "data", std::string("HDF5 dataset from prepare, or text file or dir; empty = ") + kDefaultCorpus, t,
+            &T::data),
       field(D, "run-dir", "where the run writes its outputs", t, &T::run_dir),
       field(D, "metrics", "JSONL metrics file; empty = <run-dir>/metrics.jsonl", t, &T::metrics),
       field(D, "log-every", "report every N steps", t, &T::log_every),
+      field(D, "val-every", "validation loss every N steps (HDF5 datasets); 0 = off", t, &T::val_every),
+      field(D, "val-batches", "validation batches per measurement, the same ones each time", t, &T::val_batches),
+      field(D, "ckpt-dir", "checkpoint directory; empty = <run-dir>/checkpoints", t, &T::ckpt_dir),
+      field(D, "save-every", "checkpoint every N steps and at the end; 0 = only at the end", t, &T::save_every),
+      field(D, "keep-last", "keep the newest N checkpoints; 0 = all", t, &T::keep_last),
+      field(D, "resume", "checkpoint to resume from: a file, or 'auto' = newest in --ckpt-dir if any", t, &T::resume),
   };
   return table;
 }
@@ -191,6 +211,14 @@ void check_config_file_values(const RunConfig& cfg) {
   }
 }
 
+// One help line: the flag, then its help from a fixed column.
+void print_option_line(std::ostream& out, const std::string& flag, const std::string& help) {
+  constexpr size_t kHelpColumn = 28;
+  std::string line = "  " + flag;
+  line += line.size() < kHelpColumn ? std::string(kHelpColumn - line.size(), ' ') : "  ";
+  out << line << help << '\n';
+}
+
 }  // namespace
 
 int parse_int(const std::string& text, const std::string& where) {
@@ -213,11 +241,9 @@ po::options_description run_options() {
   return desc;
 }
 
-void print_option_line(std::ostream& out, const std::string& flag, const std::string& help) {
-  constexpr size_t kHelpColumn = 28;
-  std::string line = "  " + flag;
-  line += line.size() < kHelpColumn ? std::string(kHelpColumn - line.size(), ' ') : "  ";
-  out << line << help << '\n';
+void print_option_lines(std::ostream& out, const std::string& heading, std::initializer_list<OptionHelp> options) {
+  out << '\n' << heading << ":\n";
+  for (const OptionHelp& o : options) print_option_line(out, o.flag, o.help);
 }
 
 void print_run_options_help(std::ostream& out) {
@@ -256,6 +282,15 @@ RunConfig resolve_run_config(const po::variables_map& cli) {
   if (!file.count("seq-len") && !cli.count("seq-len"))
     cfg.train.seq_len = std::min(cfg.train.seq_len, cfg.model.max_seq);
   if (cfg.train.data.empty()) cfg.train.data = kDefaultCorpus;
+  // A token dataset sets the vocabulary unless one was given, which must then be the dataset's.
+  if (is_hdf5_file(cfg.train.data)) {
+    const int64_t data_vocab = read_token_dataset_info(cfg.train.data).vocab_size;
+    if (!file.count("vocab-size") && !cli.count("vocab-size")) cfg.model.vocab_size = static_cast<int>(data_vocab);
+    RW_USER_CHECK(cfg.model.vocab_size == data_vocab,
+                  "vocab-size %d does not match vocab_size %lld of the token dataset %s (leave vocab-size out to "
+                  "take the dataset's)",
+                  cfg.model.vocab_size, static_cast<long long>(data_vocab), cfg.train.data.c_str());
+  }
   check_config_file_values(cfg);
   cfg.validate();
   return cfg;
@@ -272,6 +307,26 @@ void write_config_file(std::ostream& out, const RunConfig& cfg) {
       std::string value = f.get(cfg);
       out << f.name << " =" << (value.empty() ? "" : " " + value) << '\n';
     }
+  }
+}
+
+void check_same_model(const std::string& saved_ini, const std::string& source, const RunConfig& run) {
+  std::istringstream in(saved_ini);
+  po::variables_map vm;
+  try {
+    // Keys of other ringwise versions are allowed: only the model's are compared.
+    po::store(po::parse_config_file(in, run_options(), true), vm);
+  } catch (const po::error& e) {
+    throw UserError("the configuration saved in " + source + ": " + e.what());
+  }
+  RunConfig saved;
+  if (vm.count("preset")) apply_preset(saved, vm["preset"].as<std::string>());
+  for (const Field& f : fields()) {
+    if (f.group != Group::kModel) continue;
+    if (vm.count(f.name)) f.set(saved, vm[f.name].as<std::string>(), f.name + " in the configuration saved in " + source);
+    const std::string was = f.get(saved), now = f.get(run);
+    RW_USER_CHECK(was == now, "%s holds a model with %s = %s, but this run has %s = %s (model options must match to resume)",
+                  source.c_str(), f.name.c_str(), was.c_str(), f.name.c_str(), now.c_str());
   }
 }
 

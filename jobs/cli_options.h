@@ -3,6 +3,7 @@
 // --print-config cannot drift apart.
 #pragma once
 #include <boost/program_options.hpp>
+#include <initializer_list>
 #include <ostream>
 #include <string>
 
@@ -17,8 +18,12 @@ boost::program_options::options_description run_options();
 // Help for those options: a heading per group (Model, Training, Data & output), then one line per
 // option with its default.
 void print_run_options_help(std::ostream& out);
-// One help line in the same layout, for the options outside the table (--config, --iters, ...).
-void print_option_line(std::ostream& out, const std::string& flag, const std::string& help);
+// A "\n<heading>:\n" line, then one help line in the same layout per {flag, help}: for the
+// options outside the table (--config, --iters, each command's own, ...).
+struct OptionHelp {
+  std::string flag, help;
+};
+void print_option_lines(std::ostream& out, const std::string& heading, std::initializer_list<OptionHelp> options);
 
 // The configuration a command line asks for: the preset (from the command line, else from the
 // --config file, else "small"), then the config file's other keys, then the command-line options.
@@ -27,6 +32,10 @@ RunConfig resolve_run_config(const boost::program_options::variables_map& cli);
 
 // `cfg` as a config file that --config reads back to the same configuration.
 void write_config_file(std::ostream& out, const RunConfig& cfg);
+
+// The model options of `saved_ini` (a config file's text, e.g. a checkpoint's) must equal `run`'s:
+// UserError naming `source`, the first differing key and both values otherwise.
+void check_same_model(const std::string& saved_ini, const std::string& source, const RunConfig& run);
 
 // A whole-string integer; UserError "invalid value 'x' for <where>: ..." otherwise.
 int parse_int(const std::string& text, const std::string& where);

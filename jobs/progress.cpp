@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "core/check.h"
@@ -38,15 +39,37 @@ std::string format_ms(double ms) { return format(ms < 10 ? "%.1f ms" : "%.0f ms"
 
 bool stdout_is_tty() { return isatty(STDOUT_FILENO) == 1; }
 
-ProgressReporter::ProgressReporter(const std::string& metrics_path, int total_steps, bool interactive)
-    : total_steps_(total_steps), interactive_(interactive), recent_{{0, 0.0}} {
+ProgressReporter::ProgressReporter(const std::string& metrics_path, int total_steps, bool interactive, int first_step)
+    : total_steps_(total_steps),
+      interactive_(interactive),
+      last_committed_tenth_(total_steps > 0 ? static_cast<int>(10LL * first_step / total_steps) : 0),
+      recent_{{first_step, 0.0}} {
   if (metrics_path.empty()) return;
   std::filesystem::path dir = std::filesystem::path(metrics_path).parent_path();
   std::error_code ec;
   if (!dir.empty()) std::filesystem::create_directories(dir, ec);
   RW_USER_CHECK(!ec, "cannot create directory %s for the metrics file: %s", dir.c_str(), ec.message().c_str());
-  metrics_ = std::fopen(metrics_path.c_str(), "w");
+  if (first_step > 0 && std::filesystem::exists(metrics_path, ec)) keep_lines_up_to(metrics_path, first_step);
+  metrics_ = std::fopen(metrics_path.c_str(), first_step > 0 ? "a" : "w");
   RW_USER_CHECK(metrics_ != nullptr, "cannot write metrics file %s: %s", metrics_path.c_str(), std::strerror(errno));
+}
+
+// Rewritten through a temporary file and a rename, so a crash here cannot lose the history.
+void ProgressReporter::keep_lines_up_to(const std::string& path, int step) {
+  std::ifstream in(path);
+  RW_USER_CHECK(in.good(), "cannot read metrics file %s: %s", path.c_str(), std::strerror(errno));
+  const std::string tmp = path + ".tmp";
+  std::ofstream out(tmp, std::ios::trunc);
+  std::string line;
+  while (std::getline(in, line)) {
+    int line_step = 0;
+    if (std::sscanf(line.c_str(), "{\"step\":%d", &line_step) == 1 && line_step <= step) out << line << '\n';
+  }
+  out.close();
+  RW_USER_CHECK(out.good(), "cannot write %s: %s", tmp.c_str(), std::strerror(errno));
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  RW_USER_CHECK(!ec, "cannot replace metrics file %s: %s", path.c_str(), ec.message().c_str());
 }
 
 ProgressReporter::~ProgressReporter() {
@@ -55,10 +78,12 @@ ProgressReporter::~ProgressReporter() {
 
 void ProgressReporter::write_json(const StepMetrics& m) {
   if (!metrics_) return;
+  const std::string val = std::isnan(m.val_loss) ? "" : ",\"val_loss\":" + json_number(m.val_loss);
   std::fprintf(metrics_,
-               "{\"step\":%d,\"loss\":%s,\"lr\":%s,\"grad_norm\":%s,\"tokens_per_s\":%s,\"mfu\":%s,\"elapsed_s\":%s}\n",
+               "{\"step\":%d,\"loss\":%s,\"lr\":%s,\"grad_norm\":%s,\"tokens_per_s\":%s,\"mfu\":%s,\"elapsed_s\":%s%s}\n",
                m.step, json_number(m.loss).c_str(), json_number(m.lr).c_str(), json_number(m.grad_norm).c_str(),
-               json_number(m.tokens_per_s).c_str(), json_number(m.mfu).c_str(), json_number(m.elapsed_s).c_str());
+               json_number(m.tokens_per_s).c_str(), json_number(m.mfu).c_str(), json_number(m.elapsed_s).c_str(),
+               val.c_str());
   std::fflush(metrics_);  // a crashed or killed run keeps every step it reported
 }
 
@@ -75,19 +100,20 @@ void ProgressReporter::report(const StepMetrics& m) {
   recent_.emplace_back(m.step, m.elapsed_s);
   if (recent_.size() > kRateWindow + 1) recent_.pop_front();
   const std::string eta = format_duration(eta_seconds(m));
+  const std::string val = std::isnan(m.val_loss) ? "" : format(" | val loss %.4f", m.val_loss);
 
   if (!interactive_) {
-    std::printf("step %5d/%d | loss %.4f | norm %.3g | lr %.2e | %s | %.0f tok/s | MFU %.1f%% | ETA %s\n", m.step,
-                total_steps_, m.loss, m.grad_norm, m.lr, format_ms(ms_per_step).c_str(), m.tokens_per_s, 100 * m.mfu,
-                eta.c_str());
+    std::printf("step %5d/%d | loss %.4f%s | norm %.3g | lr %.2e | %s | %.0f tok/s | MFU %.1f%% | ETA %s\n", m.step,
+                total_steps_, m.loss, val.c_str(), m.grad_norm, m.lr, format_ms(ms_per_step).c_str(), m.tokens_per_s,
+                100 * m.mfu, eta.c_str());
     std::fflush(stdout);
     return;
   }
   // Rewrite the line in place (\r, then clear to its end), but leave one line behind at every
   // tenth of the run, so the scrollback still shows the loss falling.
   const int percent = total_steps_ > 0 ? static_cast<int>(100LL * m.step / total_steps_) : 0;
-  std::printf("\rstep %d/%d (%d%%) | loss %.4f | lr %.2e | %.0f tok/s | ETA %s\x1b[K", m.step, total_steps_, percent,
-              m.loss, m.lr, m.tokens_per_s, eta.c_str());
+  std::printf("\rstep %d/%d (%d%%) | loss %.4f%s | lr %.2e | %.0f tok/s | ETA %s\x1b[K", m.step, total_steps_,
+              percent, m.loss, val.c_str(), m.lr, m.tokens_per_s, eta.c_str());
   live_line_open_ = true;
   if (percent / 10 > last_committed_tenth_) {
     last_committed_tenth_ = percent / 10;

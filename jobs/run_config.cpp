@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/check.h"
+#include "dist/zigzag.h"
 #include "jobs/default_corpus.h"
 
 namespace rw {
@@ -39,7 +40,19 @@ void RunConfig::validate() const {
   RW_USER_CHECK(t.attn_block_k >= 1, "--attn-block-k must be at least 1, got %d", t.attn_block_k);
   RW_USER_CHECK(t.threads >= 0, "--threads must not be negative (0 = all cores), got %d", t.threads);
   RW_USER_CHECK(t.log_every >= 1, "--log-every must be at least 1, got %d", t.log_every);
+  RW_USER_CHECK(t.val_every >= 0, "--val-every must not be negative, got %d", t.val_every);
+  RW_USER_CHECK(t.val_batches >= 1, "--val-batches must be at least 1, got %d", t.val_batches);
+  RW_USER_CHECK(t.save_every >= 0, "--save-every must not be negative (0 = only at the end), got %d", t.save_every);
+  RW_USER_CHECK(t.keep_last >= 0, "--keep-last must not be negative (0 = keep all), got %d", t.keep_last);
   check_data_path(t.data);
+  const ParallelConfig& p = parallel;
+  RW_USER_CHECK(p.dp >= 1, "--dp must be at least 1, got %d", p.dp);
+  RW_USER_CHECK(p.tp == 1, "--tp %d: tensor parallelism is not implemented yet (use --tp 1)", p.tp);
+  check_zigzag(t.seq_len, p.cp);
+  RW_USER_CHECK(p.ep == 1, "--ep %d: expert parallelism is not implemented yet (use --ep 1)", p.ep);
+  RW_USER_CHECK(p.zero == 0 || p.zero == 1, "--zero must be 0 or 1 (ZeRO-1), got %d", p.zero);
+  RW_USER_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, got %g", p.bucket_mb);
+  RW_USER_CHECK(p.comm_timeout >= 0, "--comm-timeout must not be negative (0 = no watchdog), got %g", p.comm_timeout);
 }
 
 }  // namespace rw

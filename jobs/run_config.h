@@ -29,12 +29,30 @@ struct TrainConfig {
   std::string run_dir = "runs/latest";
   std::string metrics;      // JSONL path; empty = <run_dir>/metrics.jsonl
   int log_every = 1;
+  int val_every = 0;        // steps between validation-loss measurements; 0 = never
+  int val_batches = 8;      // fixed batches of the validation split averaged per measurement
+  std::string ckpt_dir;     // empty = <run_dir>/checkpoints
+  int save_every = 0;       // steps between checkpoints; 0 = only at the end (the last step always saves)
+  int keep_last = 3;        // checkpoints kept in ckpt_dir; 0 = all
+  std::string resume;       // empty = start fresh; "auto" = newest in ckpt_dir if any; else a checkpoint path
+};
+
+// How the run is spread over MPI ranks (see dist/process_grid.h); all 1 = one process.
+struct ParallelConfig {
+  int dp = 1;                // data-parallel ranks
+  int tp = 1;                // tensor-parallel ranks (not implemented yet)
+  int cp = 1;                // context-parallel ranks (ring attention over the zigzag layout)
+  int ep = 1;                // expert-parallel ranks (not implemented yet)
+  int zero = 0;              // 1 = shard the optimizer state over dp (ZeRO-1)
+  float bucket_mb = 25;      // gradient allreduce bucket size
+  float comm_timeout = 300;  // seconds a collective may block before the job is aborted; 0 = never
 };
 
 struct RunConfig {
   std::string preset = "small";
   LlamaConfig model = LlamaConfig::preset("small");
   TrainConfig train;
+  ParallelConfig parallel;
   // Throws UserError naming the field for an impossible combination (seq_len > max_seq, ...).
   void validate() const;
 };

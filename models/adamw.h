@@ -13,6 +13,7 @@ class AdamW {
   // One update of every parameter with grads * grad_scale at learning rate lr.
   void step(float* params, const float* grads, float lr, float grad_scale);
   int steps_taken() const { return t_; }
+  void set_steps_taken(int t) { t_ = t; }  // when resuming: the bias correction continues from t
   Tensor& exp_avg() { return m_; }
   Tensor& exp_avg_sq() { return v_; }
 

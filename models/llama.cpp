@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "core/random.h"
+#include "dist/communicator.h"
 
 namespace rw {
 
@@ -140,11 +141,15 @@ void LlamaModel::ensure_activations(int B, int T) {
   tokens_.resize(N);
   targets_.resize(N);
   pos_.resize(N);
-  for (size_t n = 0; n < N; ++n) pos_[n] = static_cast<int32_t>(n % T);
 }
 
-float LlamaModel::forward(const int32_t* tokens, const int32_t* targets, int B, int T) {
+float LlamaModel::forward(const int32_t* tokens, const int32_t* targets, int B, int T, const int32_t* pos) {
   ensure_activations(B, T);
+  if (pos)
+    for (int t = 0; t < T; ++t)
+      RW_USER_CHECK(pos[t] >= 0 && pos[t] < cfg_.max_seq, "position %d of token %d is outside the model's max_seq %d",
+                    pos[t], t, cfg_.max_seq);
+  for (size_t n = 0; n < pos_.size(); ++n) pos_[n] = pos ? pos[n % T] : static_cast<int32_t>(n % T);
   const int N = B * T, C = cfg_.d_model, F = cfg_.ffn_dim, V = cfg_.vocab_size;
   const int H = cfg_.n_heads, KH = cfg_.n_kv_heads, D = cfg_.head_dim();
   const float eps = cfg_.norm_eps;
@@ -170,7 +175,10 @@ float LlamaModel::forward(const int32_t* tokens, const int32_t* targets, int B, 
     linear_forward(a.v, a.ln1, w.wv, N, C, KH * D);
     rope_forward(a.q, acts_.dq_pre, cos, sin, pos_.data(), N, H, D);
     rope_forward(a.k, acts_.dk_pre, cos, sin, pos_.data(), N, KH, D);
-    attention_forward(a.att, a.lse, a.q, a.k, a.v, as);
+    if (cp_)
+      cp_->forward(a.att, a.lse, a.q, a.k, a.v, as);
+    else
+      attention_forward(a.att, a.lse, a.q, a.k, a.v, as);
     linear_forward(a.resid_mid, a.att, w.wo, N, H * D, C);
     add_forward(a.resid_mid, a.resid_mid, a.resid, static_cast<size_t>(N) * C);
 
@@ -192,11 +200,17 @@ float LlamaModel::forward(const int32_t* tokens, const int32_t* targets, int B, 
     sum += acts_.losses[n];
     ++count;
   }
+  if (cp_) {  // the mean over every cp rank's targets
+    double sum_count[2] = {sum, static_cast<double>(count)};
+    cp_->comm().allreduce(sum_count, 2);
+    sum = sum_count[0];
+    count = static_cast<int>(sum_count[1]);
+  }
   count_ = static_cast<float>(count);
   return count ? static_cast<float>(sum / count) : 0.0f;
 }
 
-void LlamaModel::backward(float loss_scale) {
+void LlamaModel::backward(float loss_scale, const GradsFinalHook& on_grads_final) {
   RW_CHECK(B_ > 0, "backward before forward");
   const int B = B_, T = T_, N = B * T, C = cfg_.d_model, F = cfg_.ffn_dim, V = cfg_.vocab_size;
   const int H = cfg_.n_heads, KH = cfg_.n_kv_heads, D = cfg_.head_dim();
@@ -214,6 +228,7 @@ void LlamaModel::backward(float loss_scale) {
   linear_backward(a.dln, g_.lm_head, a.dlogits, a.lnf, w_.lm_head, N, C, V);
   zero(a.dresid, NC);
   rmsnorm_backward(a.dresid, g_.norm, a.dln, a.resid_out, w_.norm, a.rstdf, N, C);
+  if (on_grads_final) on_grads_final(table_.at("model.norm.weight").offset);
 
   // a.dresid carries d(loss)/d(residual stream) down through the layers.
   for (int l = cfg_.n_layers - 1; l >= 0; --l) {
@@ -236,7 +251,10 @@ void LlamaModel::backward(float loss_scale) {
     zero(a.dq, NHD);
     zero(a.dk, NKVD);
     zero(a.dv, NKVD);
-    attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, as);
+    if (cp_)
+      cp_->backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, as);
+    else
+      attention_backward(a.dq, a.dk, a.dv, a.datt, la.q, la.k, la.v, la.att, la.lse, as);
     zero(a.dq_pre, NHD);
     zero(a.dk_pre, NKVD);
     rope_backward(a.dq_pre, a.dq, cos, sin, pos_.data(), N, H, D);
@@ -246,8 +264,10 @@ void LlamaModel::backward(float loss_scale) {
     linear_backward(a.dln, g.wk, a.dk_pre, la.ln1, w.wk, N, C, KH * D);
     linear_backward(a.dln, g.wv, a.dv, la.ln1, w.wv, N, C, KH * D);
     rmsnorm_backward(a.dresid, g.attn_norm, a.dln, la.resid, w.attn_norm, la.rstd1, N, C);
+    if (on_grads_final) on_grads_final(table_.at(layer_name(l, "input_layernorm.weight")).offset);
   }
   embedding_backward(g_.embed, a.dresid, tokens_.data(), N, C);
+  if (on_grads_final) on_grads_final(0);
 }
 
 }  // namespace rw

@@ -8,6 +8,7 @@
 //   loss = cross_entropy(lm_head(rms(x)), targets)
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/ops.h"
@@ -16,6 +17,21 @@
 #include "models/param_table.h"
 
 namespace rw {
+
+class Communicator;  // dist/communicator.h
+
+// Attention over a sequence cut among context-parallel ranks. dist/ring_attention.h's RingAttention
+// implements it; the model sees only this interface, so models need not link dist. Shapes as in
+// cpu::attention_forward over this rank's local tokens.
+class ContextAttention {
+ public:
+  virtual ~ContextAttention() = default;
+  virtual Communicator& comm() = 0;
+  virtual void forward(float* out, float* lse, const float* q, const float* k, const float* v,
+                       const cpu::AttentionShape& s) = 0;
+  virtual void backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                        const float* v, const float* out, const float* lse, const cpu::AttentionShape& s) = 0;
+};
 
 struct LayerWeights {
   float* attn_norm;  // (C)
@@ -45,9 +61,19 @@ class LlamaModel {
 
   // tokens and targets are [B, T] (targets < 0 are ignored). Returns the mean loss over counted
   // targets and keeps what backward needs. Activation memory is sized on first use and regrown.
-  float forward(const int32_t* tokens, const int32_t* targets, int B, int T);
+  // pos[t] is the global position (for RoPE) of token t of every row, null meaning 0..T-1.
+  float forward(const int32_t* tokens, const int32_t* targets, int B, int T, const int32_t* pos = nullptr);
+  // Context parallelism (null: off, the default): tokens handed to forward are this rank's part
+  // of every row (with their global positions, see dist/zigzag.h), attention runs through `cp`,
+  // and forward returns the mean loss over all cp ranks' targets. Gradients are then this rank's
+  // partial sums; summing them over the cp ranks gives the full sequence's gradient.
+  void set_context_parallel(ContextAttention* cp) { cp_ = cp; }
+  // Called during backward with an offset once the gradients at [offset, total) are final: after
+  // the final norm and LM head, after each layer (last to first), after the embedding (offset 0).
+  // Lets data parallelism reduce gradient buckets while the rest of the backward pass runs.
+  using GradsFinalHook = std::function<void(size_t offset)>;
   // Adds d(loss_scale * mean loss)/d(params) into the gradient buffer (see core/ops.h convention).
-  void backward(float loss_scale = 1.0f);
+  void backward(float loss_scale = 1.0f, const GradsFinalHook& on_grads_final = {});
   void zero_grad() { grads_.zero_(); }
 
   const LlamaConfig& config() const { return cfg_; }
@@ -90,7 +116,8 @@ class LlamaModel {
   Activations acts_{};
   std::vector<int32_t> tokens_, targets_, pos_;
   int B_ = 0, T_ = 0;
-  float count_ = 0;  // targets counted in the last forward's mean
+  float count_ = 0;  // targets counted in the last forward's mean (on all cp ranks)
+  ContextAttention* cp_ = nullptr;
 };
 
 }  // namespace rw

@@ -4,7 +4,6 @@
 #include "jobs/progress.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -55,21 +55,7 @@ rw::StepMetrics metrics_at(int step, int total) {
   return m;
 }
 
-class ProgressTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "ringwise_progress_XXXXXX").string();
-    ASSERT_NE(mkdtemp(templ.data()), nullptr);
-    dir_ = templ;
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string path(const std::string& name) const { return (fs::path(dir_) / name).string(); }
-
-  std::string dir_;
-};
+using ProgressTest = rw::test::TempDirTest;
 
 TEST_F(ProgressTest, MetricsFileHasOneObjectPerReportWithTheDocumentedKeys) {
   const std::string file = path("run/deeper/metrics.jsonl");  // parent directories do not exist yet
@@ -156,6 +142,28 @@ TEST_F(ProgressTest, ExistingMetricsFileIsTruncated) {
   std::vector<std::string> lines = read_lines(file);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_EQ(json::parse(lines[0])["step"], 1);
+}
+
+// A run resumed from the checkpoint of step 3 keeps the history up to step 3, drops the steps
+// after it (they are trained again) and appends.
+TEST_F(ProgressTest, ResumedRunKeepsHistoryUpToItsStepAndAppends) {
+  const std::string file = path("metrics.jsonl");
+  {
+    testing::internal::CaptureStdout();
+    rw::ProgressReporter first(file, 6, false);
+    for (int step = 1; step <= 5; ++step) first.report(metrics_at(step, 6));
+    testing::internal::GetCapturedStdout();
+  }
+  {
+    testing::internal::CaptureStdout();
+    rw::ProgressReporter resumed(file, 6, false, 3);
+    for (int step = 4; step <= 6; ++step) resumed.report(metrics_at(step, 6));
+    testing::internal::GetCapturedStdout();
+  }
+  std::vector<std::string> lines = read_lines(file);
+  ASSERT_EQ(lines.size(), 6u);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(json::parse(lines[i])["step"], i + 1) << lines[i];
+  EXPECT_FALSE(fs::exists(file + ".tmp"));
 }
 
 TEST_F(ProgressTest, EmptyPathWritesNoFile) {

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "jobs/trainer.h"
+#include "tests/test_support.h"
 
 namespace rw {
 namespace {
@@ -22,9 +23,7 @@ std::string fixed_corpus() {
 }
 
 RunConfig tiny_run(uint64_t seed) {
-  RunConfig cfg;
-  cfg.preset = "tiny";
-  cfg.model = LlamaConfig::preset("tiny");
+  RunConfig cfg = test::tiny_run_config();
   TrainConfig& t = cfg.train;
   t.seq_len = 32;
   t.batch_size = 4;
