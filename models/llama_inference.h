@@ -1,0 +1,64 @@
+// Autoregressive inference for a LlamaModel's weights: a per-layer KV cache, prefill of many
+// tokens per call (long prompts in blocks), and next-token choice (greedy, or temperature and
+// top-p sampling). Same layers and kernels as the training forward in models/llama.cpp, one
+// sequence at a time; attention reads the cache through cpu::attention_forward with q_offset.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "core/random.h"
+#include "core/tensor.h"
+#include "models/llama.h"
+
+namespace rw {
+
+class LlamaInference {
+ public:
+  // Reads the weights of `model` (not copied: the model must outlive this) and holds a cache of
+  // `capacity` tokens, which must not exceed the model's max_seq.
+  LlamaInference(LlamaModel& model, int capacity, int attn_block = 64);
+
+  void reset() { length_ = 0; }           // forget the cached tokens
+  int length() const { return length_; }  // tokens in the cache
+  int capacity() const { return capacity_; }
+
+  // Appends n tokens at positions length()..length()+n-1 and returns the logits [V] after the last
+  // one (valid until the next call). With every_position, the logits of all n positions are
+  // computed, [n, V] from the returned pointer minus (n-1)*V (see all_logits). UserError when the
+  // tokens do not fit in the cache.
+  const float* append(const int32_t* tokens, int n, bool every_position = false);
+  // [n, V] after an append with every_position.
+  const float* all_logits() const { return logits_.data<float>(); }
+  int vocab_size() const { return model_.config().vocab_size; }
+
+ private:
+  void ensure_scratch(int n);
+
+  LlamaModel& model_;
+  ModelWeights w_;
+  int capacity_, block_;
+  int length_ = 0;
+  Tensor k_cache_, v_cache_;  // [layers, capacity, KH, D] each, keys after RoPE
+  Tensor rope_cos_, rope_sin_;
+  int scratch_n_ = 0;
+  Tensor x_, ln_, rstd_, q_, qr_, k_, att_, lse_, gate_, up_, h_, logits_;
+  std::vector<int32_t> pos_;
+};
+
+struct SamplingOptions {
+  float temperature = 0.0f;  // 0: greedy (argmax, lowest id on ties)
+  float top_p = 1.0f;        // nucleus: sample among the most likely ids whose mass reaches top_p
+};
+int32_t choose_next_token(const float* logits, int V, const SamplingOptions& opts, Rng& rng);
+
+struct GenerateOptions {
+  int max_new_tokens = 32;
+  std::vector<int32_t> stop_tokens;  // end generation after emitting one (not returned)
+  int prefill_block = 512;           // prompt tokens per append
+  SamplingOptions sampling;
+  uint64_t seed = 0;
+};
+// Resets the cache, prefills `prompt` and returns the generated tokens.
+std::vector<int32_t> generate(LlamaInference& engine, const std::vector<int32_t>& prompt, const GenerateOptions& opts);
+
+}  // namespace rw
