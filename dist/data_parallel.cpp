@@ -8,8 +8,9 @@
 namespace rw {
 
 DataParallel::DataParallel(Communicator& dp, const ParamTable& table, Tensor& params, Tensor& grads,
-                           const cpu::AdamWParams& hyper, const DataParallelOptions& opts)
+                           const cpu::AdamWParams& hyper, const DataParallelOptions& opts, Communicator* tp)
     : dp_(dp),
+      tp_(tp && tp->size() > 1 ? tp : nullptr),
       table_(table),
       params_(params.data<float>()),
       grads_(grads.data<float>()),
@@ -56,17 +57,32 @@ float DataParallel::reduce_grads() {
       b.pending.reset();
     }
     next_bucket_ = 0;
-    return static_cast<float>(std::sqrt(cpu::sum_squares(grads_, total_)));
+    return static_cast<float>(std::sqrt(tp_squares(grads_, 0, total_)));
   }
   std::copy(grads_, grads_ + total_, padded_.begin());
   dp_.reduce_scatter(padded_.data(), shard_grads_.data(), shard_);
   // Each rank's share of the squared norm, summed in rank order so every rank gets the same bits.
-  const double mine = cpu::sum_squares(shard_grads_.data(), shard_end_ - shard_begin_);
+  const double mine = tp_squares(shard_grads_.data(), shard_begin_, shard_end_);
   std::vector<double> shares(dp_.size());
   dp_.allgather(&mine, shares.data(), 1);
   double sum = 0;
   for (double s : shares) sum += s;
   return static_cast<float>(std::sqrt(sum));
+}
+
+double DataParallel::tp_squares(const float* g, size_t begin, size_t end) {
+  if (!tp_) return cpu::sum_squares(g, end - begin);
+  double sum = 0;
+  for (const ParamInfo& p : table_.entries()) {
+    const size_t lo = std::max(p.offset, begin), hi = std::min(p.offset + p.numel(), end);
+    if (lo < hi && (p.split() || tp_->rank() == 0)) sum += cpu::sum_squares(g + (lo - begin), hi - lo);
+  }
+  // Summed in rank order, so every tp rank clips by the same bits and replicas stay identical.
+  std::vector<double> parts(tp_->size());
+  tp_->allgather(&sum, parts.data(), 1);
+  sum = 0;
+  for (double s : parts) sum += s;
+  return sum;
 }
 
 void DataParallel::zero1_step(float lr, float grad_scale) {

@@ -12,6 +12,11 @@
 // allgathered. Weight decay stays per tensor: the update runs over the intersection of the shard
 // with each ParamTable entry.
 //
+// Under tensor parallelism each rank's buffers hold its tp shards (see ParamTable): the dp group
+// (ranks with the same tp rank) reduces those, and the gradient norm adds the squares of every
+// tp rank's shards of split tensors, replicated tensors counted once (from tp rank 0), so it is
+// the norm of the logical gradient, as one process computes it.
+//
 // Gradients are summed, not averaged: the caller scales each rank's loss by its share of the
 // global target count, which gives the global mean exactly even when ranks count different numbers
 // of targets.
@@ -34,8 +39,9 @@ struct DataParallelOptions {
 class DataParallel {
  public:
   // params and grads are the model's flat buffers, laid out by `table`; they must outlive this.
+  // `tp` (null: no tensor parallelism) is the group the gradient norm is summed over.
   DataParallel(Communicator& dp, const ParamTable& table, Tensor& params, Tensor& grads,
-               const cpu::AdamWParams& hyper, const DataParallelOptions& opts);
+               const cpu::AdamWParams& hyper, const DataParallelOptions& opts, Communicator* tp = nullptr);
 
   // LlamaModel's GradsFinalHook for the step's last backward: grads[offset, total) are final, so
   // every bucket inside that range starts reducing.
@@ -61,11 +67,15 @@ class DataParallel {
     std::unique_ptr<Request> pending;
   };
   void launch(Bucket& b);
+  // The squared gradient norm of grads [begin, end) of the flat buffer (held at `g`, which is
+  // grads_ + begin) as it counts towards the logical norm, summed over the tp group.
+  double tp_squares(const float* g, size_t begin, size_t end);
   // This rank's [shard_begin_, shard_end_) of `shard`, zero-padded to shard_ floats, gathered from
   // every rank into `full` (total_ floats).
   void allgather_shards(const float* shard, float* full);
 
   Communicator& dp_;
+  Communicator* tp_;  // null or of size 1 when tensor parallelism is off
   const ParamTable& table_;
   float* params_;
   float* grads_;

@@ -30,6 +30,12 @@ void print_overview(std::ostream& out) {
          "  ringwise tokenizer train [opts]  learn a byte-level BPE tokenizer for prepare\n"
          "  ringwise export [options]        write a checkpoint as Hugging Face safetensors + config.json\n"
          "  ringwise import [options]        read a Hugging Face LLaMA directory into a checkpoint\n"
+         "  ringwise eval --benchmark longbench [options]  generate and score LongBench answers\n"
+         "  ringwise make-probes [options]   synthetic passkey / key-value / counting probes for eval\n"
+         "  ringwise generate [options]      continue a prompt with a checkpoint's model\n"
+         "  ringwise submit [options]        train as a Slurm batch job that checkpoints and requeues itself\n"
+         "  ringwise status RUN_DIR          last step and loss, checkpoints and Slurm jobs of a run\n"
+         "  ringwise plot METRICS -o F.svg   loss, learning rate and tokens/s against step (gnuplot)\n"
          "  ringwise help [train|bench]      explain a command and every one of its options\n"
          "  ringwise --version               print the version and whether CUDA was built in\n"
          "\n"
@@ -158,10 +164,19 @@ int help_command(const Args& args) {
     return export_command({"--help"});
   } else if (topic == "import") {
     return import_command({"--help"});
+  } else if (topic == "eval") {
+    return eval_command({"--help"});
+  } else if (topic == "submit") {
+    return submit_command({"--help"});
+  } else if (topic == "status") {
+    return status_command({"--help"});
+  } else if (topic == "plot") {
+    return plot_command({"--help"});
   } else if (topic == "bench") {
     print_bench_help(std::cout);
   } else {
-    throw UserError("no help for '" + topic + "' (topics: train, bench, prepare, tokenizer, export, import)");
+    throw UserError("no help for '" + topic +
+                    "' (topics: train, bench, prepare, tokenizer, export, import, submit, status, plot)");
   }
   return 0;
 }
@@ -188,6 +203,12 @@ int run_cli(int argc, char** argv) {
   if (command == "inspect") return inspect_command(rest);
   if (command == "export") return export_command(rest);
   if (command == "import") return import_command(rest);
+  if (command == "eval") return eval_command(rest);
+  if (command == "make-probes") return make_probes_command(rest);
+  if (command == "generate") return generate_command(rest);
+  if (command == "submit") return submit_command(rest);
+  if (command == "status") return status_command(rest);
+  if (command == "plot") return plot_command(rest);
   if (command == "bench") {
     if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) return help_command({"bench"});
     RW_USER_CHECK(!rest.empty(), "'ringwise bench' needs a target: ringwise bench train|io|ring|dp");
@@ -199,8 +220,8 @@ int run_cli(int argc, char** argv) {
     return bench_train_command(Args(rest.begin() + 1, rest.end()));
   }
   throw UserError("unknown command '" + command +
-                  "' (commands: train, bench train|io, prepare, tokenizer train, inspect, export, import, help; "
-                  "see 'ringwise help')");
+                  "' (commands: train, bench train|io, prepare, tokenizer train, inspect, export, import, submit, "
+                  "status, plot, help; see 'ringwise help')");
 }
 
 }  // namespace rw

@@ -27,5 +27,11 @@ int bench_ring_command(const std::vector<std::string>& args); // jobs/bench_ring
 int bench_dp_command(const std::vector<std::string>& args);   // jobs/bench_dp_command.cpp
 int export_command(const std::vector<std::string>& args);     // jobs/hf_interchange_command.cpp
 int import_command(const std::vector<std::string>& args);     // jobs/hf_interchange_command.cpp
+int eval_command(const std::vector<std::string>& args);       // jobs/eval_command.cpp
+int make_probes_command(const std::vector<std::string>& args);  // jobs/make_probes_command.cpp
+int generate_command(const std::vector<std::string>& args);   // jobs/generate_command.cpp
+int submit_command(const std::vector<std::string>& args);     // jobs/submit_command.cpp
+int status_command(const std::vector<std::string>& args);     // jobs/status_command.cpp
+int plot_command(const std::vector<std::string>& args);       // jobs/plot_command.cpp
 
 }  // namespace rw

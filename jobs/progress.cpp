@@ -78,7 +78,9 @@ ProgressReporter::~ProgressReporter() {
 
 void ProgressReporter::write_json(const StepMetrics& m) {
   if (!metrics_) return;
-  const std::string val = std::isnan(m.val_loss) ? "" : ",\"val_loss\":" + json_number(m.val_loss);
+  std::string val = std::isnan(m.val_loss) ? "" : ",\"val_loss\":" + json_number(m.val_loss);
+  if (!std::isnan(m.moe_aux_loss))
+    val += ",\"moe_aux_loss\":" + json_number(m.moe_aux_loss) + ",\"moe_dropped\":" + std::to_string(m.moe_dropped);
   std::fprintf(metrics_,
                "{\"step\":%d,\"loss\":%s,\"lr\":%s,\"grad_norm\":%s,\"tokens_per_s\":%s,\"mfu\":%s,\"elapsed_s\":%s%s}\n",
                m.step, json_number(m.loss).c_str(), json_number(m.lr).c_str(), json_number(m.grad_norm).c_str(),

@@ -18,6 +18,10 @@ struct StepMetrics {
   double mfu = 0;         // model FLOPs utilization as a fraction (0.412 is shown as 41.2%)
   double elapsed_s = 0;   // since training started
   double val_loss = NAN;  // validation loss when measured at this step, else NaN (and left out)
+  // MoE models only (moe_aux_loss NaN otherwise, and both left out): the load-balancing loss summed
+  // over MoE layers (not weighted; 1 per layer when balanced) and the assignments dropped over capacity.
+  double moe_aux_loss = NAN;
+  long long moe_dropped = 0;
 };
 
 bool stdout_is_tty();
@@ -26,7 +30,7 @@ class ProgressReporter {
  public:
   // metrics_path: JSONL file (created with its directory; truncated), one line per report():
   // {"step":..,"loss":..,"lr":..,"grad_norm":..,"tokens_per_s":..,"mfu":..,"elapsed_s":..} plus
-  // "val_loss":.. on steps that measured it, flushed
+  // "val_loss":.. on steps that measured it, "moe_aux_loss":.., "moe_dropped":.. for MoE, flushed
   // each line; an empty path writes no file. interactive: a live single progress line on a
   // terminal (\r, step/total, loss, lr, tok/s, ETA from the recent step rate); otherwise one plain
   // line per report: "step    12/300 | loss 3.4521 | norm 1.23 | lr 1.00e-03 | 812 ms | 2510 tok/s |

@@ -29,6 +29,7 @@ struct TrainConfig {
   std::string run_dir = "runs/latest";
   std::string metrics;      // JSONL path; empty = <run_dir>/metrics.jsonl
   int log_every = 1;
+  std::string data_order = "random";  // training windows: random or sequential (data/batch_loader.h)
   int val_every = 0;        // steps between validation-loss measurements; 0 = never
   int val_batches = 8;      // fixed batches of the validation split averaged per measurement
   std::string ckpt_dir;     // empty = <run_dir>/checkpoints
@@ -40,8 +41,9 @@ struct TrainConfig {
 // How the run is spread over MPI ranks (see dist/process_grid.h); all 1 = one process.
 struct ParallelConfig {
   int dp = 1;                // data-parallel ranks
-  int tp = 1;                // tensor-parallel ranks (not implemented yet)
-  int cp = 1;                // context-parallel ranks (ring attention over the zigzag layout)
+  int tp = 1;                // tensor-parallel ranks (heads, ffn and vocabulary split over them)
+  int cp = 1;                // context-parallel ranks (zigzag layout)
+  std::string cp_algo = "ring";  // context-parallel attention: "ring" or "ulysses" (all-to-all over heads)
   int ep = 1;                // expert-parallel ranks (not implemented yet)
   int zero = 0;              // 1 = shard the optimizer state over dp (ZeRO-1)
   float bucket_mb = 25;      // gradient allreduce bucket size

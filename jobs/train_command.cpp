@@ -13,7 +13,10 @@
 #include "jobs/cli_options.h"
 #include "jobs/commands.h"
 #include "jobs/default_corpus.h"
+#include "jobs/launch_env.h"
 #include "jobs/progress.h"
+#include "jobs/slurm_commands.h"
+#include "jobs/stop_signal.h"
 #include "jobs/trainer.h"
 #include "jobs/trainer_checkpoint.h"
 
@@ -38,6 +41,32 @@ bool saves_checkpoint_at(const TrainConfig& t, int step) {
   return step == t.steps || (t.save_every > 0 && step % t.save_every == 0);
 }
 
+// Whether the run stops after `step` because a rank received SIGUSR1/SIGTERM (jobs/stop_signal.h).
+// Every rank calls it after every step (the agreement is a collective) and, when stopping, gathers
+// what the checkpoint needs unless the step saved one anyway. The last step ends the run normally.
+StopRequest stop_for_signal(Trainer& trainer, int step) {
+  const TrainConfig& t = trainer.config().train;
+  if (step >= t.steps) return StopRequest::kNone;
+  const StopRequest request = stop_requested_on_any_rank(trainer.grid().world());
+  if (request != StopRequest::kNone && !saves_checkpoint_at(t, step)) trainer.gather_optimizer_state();
+  return request;
+}
+
+// Rank 0, after the checkpoint of `step` is saved: on Slurm's time-limit warning inside a Slurm
+// job, back to the queue, where the next start resumes from that checkpoint (`ringwise submit`
+// sets --resume auto).
+int requeue_after_signal(int step, StopRequest request) {
+  const std::string job_id = read_launch_env().slurm_job_id;
+  const bool requeue = request == StopRequest::kStopAndRequeue && !job_id.empty();
+  const std::string next =
+      requeue ? format("requeueing Slurm job %s", job_id.c_str()) : std::string("continue with --resume auto");
+  std::printf("stopped after step %d on %s, checkpoint saved; %s\n", step,
+              request == StopRequest::kStopAndRequeue ? "SIGUSR1" : "SIGTERM", next.c_str());
+  std::fflush(stdout);
+  if (requeue) scontrol_requeue(job_id);
+  return kExitStoppedBySignal;
+}
+
 // Ranks other than 0 train in lockstep with rank 0 (every step's collectives need them) but print
 // and write nothing. Loss and gradient norm are global, so they stop at the step rank 0 stops at.
 int train_silently(Trainer& trainer) {
@@ -48,6 +77,7 @@ int train_silently(Trainer& trainer) {
     if (saves_checkpoint_at(trainer.config().train, r.step)) trainer.gather_optimizer_state();
     bad_steps = std::isfinite(r.loss) && std::isfinite(r.grad_norm) ? 0 : bad_steps + 1;
     if (bad_steps >= kMaxBadSteps) return 1;
+    if (stop_for_signal(trainer, r.step) != StopRequest::kNone) return kExitStoppedBySignal;
   }
   return 0;
 }
@@ -56,6 +86,7 @@ int train_silently(Trainer& trainer) {
 
 int run_train(const RunConfig& cfg) {
   if (launched_by_mpirun()) mpi_init(nullptr, nullptr);
+  install_stop_signal_handlers();
   const Watchdog watchdog(world_size() > 1 ? cfg.parallel.comm_timeout : 0);
   const std::string data_path = cfg.train.data.empty() ? kDefaultCorpus : cfg.train.data;
   std::error_code ec;
@@ -92,6 +123,9 @@ int run_train(const RunConfig& cfg) {
               blas_kernel_name(), peak_gflops);
   std::printf("  outputs  %s/config.ini, %s, checkpoints in %s\n", t.run_dir.c_str(), metrics.c_str(),
               checkpoint_dir(t).c_str());
+  const LaunchEnv launch = read_launch_env();
+  if (!launch.launcher.empty() || !launch.slurm_job_id.empty())
+    std::printf("  launch   %s\n", describe_launch(launch).c_str());
   if (!resume.empty()) std::printf("  resumed  from %s at step %d\n", resume.c_str(), trainer.steps_done());
   std::fflush(stdout);
   const int start_step = trainer.steps_done();
@@ -124,9 +158,12 @@ int run_train(const RunConfig& cfg) {
       sm.lr = r.lr;
       sm.grad_norm = r.grad_norm;
       sm.tokens_per_s = window_tokens / window_s;
-      sm.mfu = sm.tokens_per_s * trainer.flops_per_token() / (peak_gflops * 1e9 * dp);
+      // Every rank's cores count, whichever axis it sits on.
+      sm.mfu = sm.tokens_per_s * trainer.flops_per_token() / (peak_gflops * 1e9 * trainer.grid().world().size());
       sm.elapsed_s = elapsed;
       sm.val_loss = val_loss;
+      sm.moe_aux_loss = r.moe_aux_loss;
+      sm.moe_dropped = r.moe_dropped;
       progress.report(sm);
       window_s = 0;
       window_tokens = 0;
@@ -145,6 +182,14 @@ int run_train(const RunConfig& cfg) {
                    "were skipped. Lower --lr or raise --warmup-steps.\n",
                    bad_steps, r.step);
       return 1;
+    }
+    if (const StopRequest request = stop_for_signal(trainer, r.step); request != StopRequest::kNone) {
+      progress.finish();
+      if (!saves_checkpoint_at(t, r.step)) {
+        const SavedCheckpoint saved = save_trainer_checkpoint(trainer);
+        std::printf("saved checkpoint %s (%.1f MB, %.2f s)\n", saved.path.c_str(), saved.bytes / 1e6, saved.seconds);
+      }
+      return requeue_after_signal(r.step, request);
     }
   }
   progress.finish();

@@ -13,13 +13,15 @@
 namespace rw {
 namespace {
 
-// Every parameter with its moments, as views into the model's and optimizer's flat buffers.
+// Every parameter with its moments, as views into the model's and optimizer's flat buffers, or
+// under tensor parallelism into the logical state (checkpoints hold logical tensors).
 std::vector<CheckpointTensor> trainer_tensors(Trainer& trainer) {
-  float* params = trainer.model().param_buffer().data<float>();
-  float* m = trainer.optimizer().exp_avg().data<float>();
-  float* v = trainer.optimizer().exp_avg_sq().data<float>();
+  LogicalState* logical = trainer.logical_state();
+  float* params = logical ? logical->params.data() : trainer.model().param_buffer().data<float>();
+  float* m = logical ? logical->exp_avg.data() : trainer.optimizer().exp_avg().data<float>();
+  float* v = logical ? logical->exp_avg_sq.data() : trainer.optimizer().exp_avg_sq().data<float>();
   std::vector<CheckpointTensor> tensors;
-  for (const ParamInfo& p : trainer.model().params().entries())
+  for (const ParamInfo& p : logical ? logical->table.entries() : trainer.model().params().entries())
     tensors.push_back({p.name, p.shape, params + p.offset, m + p.offset, v + p.offset});
   return tensors;
 }
@@ -60,6 +62,7 @@ void resume_trainer(Trainer& trainer, const std::string& path) {
   const CheckpointMeta meta = read_checkpoint_meta(path);
   check_same_model(meta.config_text, path, trainer.config());
   load_checkpoint(path, trainer_tensors(trainer));
+  if (trainer.logical_state()) trainer.shard_logical_state();
   RW_USER_CHECK(meta.step <= INT_MAX, "%s: attribute step %lld is out of range", path.c_str(),
                 static_cast<long long>(meta.step));
   trainer.resume_at(static_cast<int>(meta.step), static_cast<int>(meta.adam_step));

@@ -9,11 +9,13 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "core/ops.h"
 #include "core/tensor.h"
 #include "models/llama_config.h"
+#include "models/moe.h"
 #include "models/param_table.h"
 
 namespace rw {
@@ -43,6 +45,7 @@ struct LayerWeights {
   float* w_gate;     // (F, C)
   float* w_up;       // (F, C)
   float* w_down;     // (C, F)
+  MoeWeights moe;    // an MoE layer's router and experts (the dense MLP pointers are then null)
 };
 
 struct ModelWeights {
@@ -54,7 +57,20 @@ struct ModelWeights {
 
 class LlamaModel {
  public:
-  LlamaModel(const LlamaConfig& cfg, int attn_block_q = 64, int attn_block_k = 64);
+  // Tensor parallelism (tp null or of size 1: off): this rank holds its shard of every split
+  // parameter (see ParamTable), heads, kv heads, ffn and vocabulary split over the tp ranks, which
+  // must divide them. q/k/v and gate/up are column-parallel, o_proj and down_proj row-parallel
+  // (their outputs summed over tp in the forward pass, the inputs' gradients of the column-parallel
+  // linears summed in the backward pass), the embedding and LM head vocabulary-parallel. Norm
+  // weights are replicated: their gradients come out identical on every tp rank, because all
+  // their inputs (residual stream, its gradient after the sums) are, given an allreduce that
+  // returns the same bits on every rank (Open MPI's; dist_tensor_parallel_test checks it).
+  //
+  // Mixture of experts (cfg.moe_experts > 0): the MoE layers' MLPs are models/moe.h blocks; with
+  // an expert-parallel group `ep` (null: off) this rank holds only its experts (E/ep of each
+  // layer, the table naming only those) and routes its tokens with the other ep ranks.
+  LlamaModel(const LlamaConfig& cfg, int attn_block_q = 64, int attn_block_k = 64, Communicator* tp = nullptr,
+             Communicator* ep = nullptr);
 
   // Normal(0, 0.02) matrices, ones for norm weights; each tensor from its own seeded stream.
   void init_weights(uint64_t seed);
@@ -82,7 +98,14 @@ class LlamaModel {
   Tensor& grad_buffer() { return grads_; }
   float* param(const std::string& name) { return params_.data<float>() + table_.at(name).offset; }
   float* grad(const std::string& name) { return grads_.data<float>() + table_.at(name).offset; }
-  const float* logits() const { return acts_.logits; }  // [B*T, V] of the last forward
+  const float* logits() const { return acts_.logits; }  // [B*T, V/tp] of the last forward
+  const ModelWeights& weights() const { return w_; }  // views into param_buffer(), for inference
+  // The last forward's MoE terms summed over layers (0 for a dense model): the weighted aux and
+  // z losses that backward adds to the objective (times loss_scale, like the LM loss), the aux
+  // (load-balancing) loss alone, and the assignments dropped over capacity.
+  double moe_aux_objective() const;
+  double moe_aux_loss() const;
+  long long moe_dropped() const;
 
  private:
   ModelWeights bind(float* base) const;
@@ -90,6 +113,9 @@ class LlamaModel {
 
   LlamaConfig cfg_;
   int block_q_, block_k_;
+  Communicator* tp_;  // null when tp is off
+  // This rank's share of the split dimensions: heads, kv heads, ffn, vocabulary (v0 its first id).
+  int local_heads_, local_kv_heads_, local_ffn_, local_vocab_, v0_;
   ParamTable table_;
   Tensor params_, grads_;
   ModelWeights w_, g_;
@@ -118,6 +144,8 @@ class LlamaModel {
   int B_ = 0, T_ = 0;
   float count_ = 0;  // targets counted in the last forward's mean (on all cp ranks)
   ContextAttention* cp_ = nullptr;
+  std::vector<std::unique_ptr<MoeLayer>> moe_;  // per layer, null for a dense one
+  std::vector<size_t> skipped_at_;  // table positions before which another rank's expert tensor sits
 };
 
 }  // namespace rw

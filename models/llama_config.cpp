@@ -17,13 +17,26 @@ void LlamaConfig::validate() const {
   RW_USER_CHECK(max_seq >= 2, "--max-seq must be at least 2, got %d", max_seq);
   RW_USER_CHECK(rope_theta > 0, "--rope-theta must be positive, got %g", rope_theta);
   RW_USER_CHECK(norm_eps > 0, "--norm-eps must be positive, got %g", norm_eps);
+  RW_USER_CHECK(moe_experts >= 0, "--moe-experts must not be negative (0 = dense), got %d", moe_experts);
+  RW_USER_CHECK(moe_every >= 1, "--moe-every must be positive, got %d", moe_every);
+}
+
+void LlamaConfig::check_tensor_parallel(int tp) const {
+  RW_USER_CHECK(n_heads % tp == 0, "--tp %d must divide --heads %d", tp, n_heads);
+  RW_USER_CHECK(n_kv_heads % tp == 0, "--tp %d must divide --kv-heads %d", tp, n_kv_heads);
+  RW_USER_CHECK(ffn_dim % tp == 0, "--tp %d must divide --ffn-dim %d", tp, ffn_dim);
+  RW_USER_CHECK(vocab_size % tp == 0, "--tp %d must divide --vocab-size %d (the vocabulary is split, not padded)", tp,
+                vocab_size);
 }
 
 long long LlamaConfig::num_params() const {
   long long C = d_model, kv = static_cast<long long>(n_kv_heads) * head_dim();
   long long per_layer = 2 * C + C * C * 2 + 2 * kv * C + 3 * C * ffn_dim;
   long long embed = static_cast<long long>(vocab_size) * C;
-  return embed * (tied_embeddings ? 1 : 2) + n_layers * per_layer + C;
+  long long moe_extra = 0;  // an MoE layer has E experts and a router where a dense one has one MLP
+  for (int l = 0; l < n_layers; ++l)
+    if (is_moe_layer(l)) moe_extra += (moe_experts - 1) * 3 * C * ffn_dim + moe_experts * C;
+  return embed * (tied_embeddings ? 1 : 2) + n_layers * per_layer + C + moe_extra;
 }
 
 LlamaConfig LlamaConfig::preset(const std::string& name) {

@@ -123,6 +123,30 @@ TEST(BatchLoader, DataParallelRanksSplitTheSingleProcessBatch) {
   }
 }
 
+// Sequential windows follow each other through the text in global-batch order (micro-batches,
+// then data-parallel ranks, then rows), without overlap, and wrap round at the end.
+TEST(BatchLoader, SequentialWindowsTileTheTextInGlobalBatchOrder) {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += static_cast<char>(i);
+  auto src = text_tokens_from_string(text, "counting");
+  const int B = 2, T = 10, accum = 3, windows = 200 - T;
+  for (int rank = 0; rank < 2; ++rank) {
+    BatchLoader loader(*src, B, T, 99, rank, 2, WindowOrder::Sequential, accum);
+    std::vector<int32_t> x(B * T), y(B * T);
+    for (int step = 0; step < 4; ++step)
+      for (int micro = 0; micro < accum; ++micro) {
+        loader.fill(step, micro, x.data(), y.data());
+        for (int b = 0; b < B; ++b) {
+          const int index = (step * accum + micro) * 2 * B + rank * B + b;
+          EXPECT_EQ(x[b * T], index * T % windows) << "step " << step << " micro " << micro << " row " << b;
+          EXPECT_EQ(y[b * T + T - 1], index * T % windows + T);
+        }
+      }
+  }
+  EXPECT_EQ(parse_window_order("sequential"), WindowOrder::Sequential);
+  EXPECT_THROW(parse_window_order("shuffled"), UserError);
+}
+
 TEST(BatchLoader, TooShortTextIsAUserError) {
   auto src = text_tokens_from_string("abcdef", "six bytes");
   EXPECT_THROW(BatchLoader(*src, 1, 6, 0), UserError);

@@ -50,9 +50,9 @@ TEST_F(DataParallelTraining, GridThatDoesNotFitTheRanksIsAnError) {
   EXPECT_NE(mpi.exit_code, 0);
   EXPECT_NE(mpi.out.find("dp*tp*cp*ep = 3 but mpirun started 2 ranks"), std::string::npos) << mpi.out;
   EXPECT_NE(mpi.out.find("ringwise: error: rank "), std::string::npos) << mpi.out;
-  const RunResult tp = run_command(train(2, "z", "--tp 2"));
+  const RunResult tp = run_command(train(2, "z", "--tp 3"));
   EXPECT_EQ(tp.exit_code, 2);
-  EXPECT_NE(tp.out.find("--tp 2: tensor parallelism is not implemented yet"), std::string::npos) << tp.out;
+  EXPECT_NE(tp.out.find("ringwise: error: --tp 3 must divide --heads 4"), std::string::npos) << tp.out;
 }
 
 }  // namespace
