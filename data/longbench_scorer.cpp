@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 
@@ -49,19 +48,8 @@ std::string prediction_json_line(const Prediction& p) {
 }
 
 std::vector<Prediction> read_predictions(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  RW_USER_CHECK(in.good(), "cannot open predictions file %s", path.c_str());
   std::vector<Prediction> out;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(number);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::parse_error& e) {
-      throw UserError(where + ": not a JSON line: " + e.what());
-    }
+  for_each_json_line(path, "predictions file", [&](const json& j, const std::string& where) {
     RW_USER_CHECK(j.is_object() && j.contains("pred") && j["pred"].is_string(), "%s: missing string field 'pred'",
                   where.c_str());
     RW_USER_CHECK(j.contains("answers"), "%s: missing field 'answers'", where.c_str());
@@ -73,8 +61,7 @@ std::vector<Prediction> read_predictions(const std::string& path) {
     RW_USER_CHECK(length.is_number_integer(), "%s: field 'length' is missing or not an integer", where.c_str());
     p.length = length.get<int64_t>();
     out.push_back(std::move(p));
-  }
-  RW_USER_CHECK(!in.bad(), "error reading %s", path.c_str());
+  });
   return out;
 }
 

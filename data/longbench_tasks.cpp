@@ -77,10 +77,10 @@ const TaskTable& builtin_task_table() {
   return table;
 }
 
-std::vector<Record> read_records(const std::string& path) {
+void for_each_json_line(const std::string& path, const char* what,
+                        const std::function<void(const json& j, const std::string& where)>& each) {
   std::ifstream in(path, std::ios::binary);
-  RW_USER_CHECK(in.good(), "cannot open LongBench file %s", path.c_str());
-  std::vector<Record> records;
+  RW_USER_CHECK(in.good(), "cannot open %s %s", what, path.c_str());
   std::string line;
   for (int64_t number = 1; std::getline(in, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -91,6 +91,14 @@ std::vector<Record> read_records(const std::string& path) {
     } catch (const json::parse_error& e) {
       throw UserError(where + ": not a JSON line: " + e.what());
     }
+    each(j, where);
+  }
+  RW_USER_CHECK(!in.bad(), "error reading %s", path.c_str());
+}
+
+std::vector<Record> read_records(const std::string& path) {
+  std::vector<Record> records;
+  for_each_json_line(path, "LongBench file", [&](const json& j, const std::string& where) {
     RW_USER_CHECK(j.is_object(), "%s: expected a JSON object", where.c_str());
     Record r;
     r.input = field(j, "input", json::value_t::string, where).get<std::string>();
@@ -103,8 +111,7 @@ std::vector<Record> read_records(const std::string& path) {
     r.id = optional_string(j, "_id");
     RW_USER_CHECK(!r.answers.empty(), "%s: field 'answers' is empty", where.c_str());
     records.push_back(std::move(r));
-  }
-  RW_USER_CHECK(!in.bad(), "error reading %s", path.c_str());
+  });
   return records;
 }
 

@@ -3,6 +3,8 @@
 // and middle truncation, as the reference harness's pred.py does them.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -40,6 +42,12 @@ struct Record {
 };
 // One record per non-empty line; UserError naming the file, line and field.
 std::vector<Record> read_records(const std::string& path);
+
+// Calls `each` with every non-blank line of the JSONL file at `path`, parsed, and its "path:line"
+// for messages. UserError "cannot open <what> <path>", naming the line for one that is not JSON,
+// or when reading fails.
+void for_each_json_line(const std::string& path, const char* what,
+                        const std::function<void(const nlohmann::json& j, const std::string& where)>& each);
 
 // Python's str.format with the record's fields: {context}, {input}, {dataset}, {language}, {_id};
 // {{ and }} are literal braces. UserError for another field or a lone brace.

@@ -10,62 +10,23 @@
 // missing block, a wrong mask or a lost gradient hop is off by O(0.1).
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <cmath>
-#include <cstring>
 #include <memory>
 #include <vector>
 
 #include "core/ops.h"
-#include "core/random.h"
 #include "dist/communicator.h"
 #include "dist/ring_attention.h"
-#include "dist/zigzag.h"
+#include "tests/dist_attention_test_support.h"
 
 namespace rw {
 namespace {
 
-using Floats = std::vector<float>;
 using cpu::AttentionShape;
-
-constexpr double kTol = 1e-5;
-
-// MPI is initialised by tests/dist_test_main.cpp.
-Communicator& world() {
-  static std::unique_ptr<Communicator> comm = make_mpi_world();
-  return *comm;
-}
-
-Floats randn(size_t n, uint64_t seed) {
-  Rng rng(seed);
-  Floats x(n);
-  for (float& v : x) v = rng.normal();
-  return x;
-}
-
-// Rank r's part of a [B, T, row] tensor under the layout the mask implies.
-Floats local_part(const Floats& full, int B, int T, size_t row, bool causal, int P, int r) {
-  Floats local(full.size() / P);
-  if (causal) {
-    zigzag_scatter(local.data(), full.data(), B, T, row, P, r);
-  } else {
-    const size_t part = static_cast<size_t>(T / P) * row;
-    for (size_t b = 0; b < static_cast<size_t>(B); ++b)
-      std::memcpy(local.data() + b * part, full.data() + (b * P + r) * part, part * sizeof(float));
-  }
-  return local;
-}
-
-void expect_close(const Floats& got, const Floats& want, const char* what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-  }
-  EXPECT_LE(err / scale, kTol) << what << ": max error " << err << ", max |reference| " << scale << " on rank "
-                               << world().rank() << " of " << world().size();
-}
+using test::expect_close;
+using test::Floats;
+using test::local_part;
+using test::randn;
+using test::world;
 
 // Forward and backward over the full sequence T (global shape `g`), ring against reference.
 void check_ring(AttentionShape g, uint64_t seed, RingProgress progress = RingProgress::Poll) {
