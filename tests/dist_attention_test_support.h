@@ -1,5 +1,6 @@
 // Shared by the distributed attention tests (ring, Ulysses): the world communicator, seeded
-// inputs, a rank's part of a full tensor and the relative-error comparison against the reference.
+// inputs, a rank's part of a full tensor, the single-process reference and the relative-error
+// comparison against it.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/ops.h"
 #include "core/random.h"
 #include "dist/communicator.h"
 #include "dist/zigzag.h"
@@ -57,5 +59,59 @@ inline void expect_close(const Floats& got, const Floats& want, const char* what
   EXPECT_LE(err / scale, kTol) << what << ": max error " << err << ", max |reference| " << scale << " on rank "
                                << world().rank() << " of " << world().size();
 }
+
+// B = 2 sequences of 2P * `chunk` tokens (zigzag chunks of `chunk`), H query and KH kv heads of
+// dimension D, under 3-query, 16-key kernel tiles.
+inline cpu::AttentionShape attention_shape(bool causal, int H, int KH, int chunk, int D) {
+  cpu::AttentionShape s;
+  s.B = 2;
+  s.Tq = s.Tk = 2 * world().size() * chunk;
+  s.H = H;
+  s.KH = KH;
+  s.D = D;
+  s.causal = causal;
+  s.block_q = 3;
+  s.block_k = 16;
+  return s;
+}
+
+// Seeded full inputs over the global shape `g`, the single-process kernel's forward and backward
+// on them, and this rank's parts of the inputs (zigzag for causal, contiguous otherwise).
+struct AttentionReference {
+  cpu::AttentionShape g, local;  // the global shape, and one rank's (T / P tokens)
+  int P, r;
+  size_t qrow, kvrow;
+  Floats q, k, v, dout, out, lse, dq, dk, dv;
+  Floats lq, lk, lv, ldout;
+
+  AttentionReference(const cpu::AttentionShape& shape, uint64_t seed, Communicator& cp)
+      : g(shape), local(shape), P(cp.size()), r(cp.rank()) {
+    const int T = g.Tq;
+    qrow = static_cast<size_t>(g.H) * g.D;
+    kvrow = static_cast<size_t>(g.KH) * g.D;
+    const size_t nq = g.B * T * qrow, nkv = g.B * T * kvrow;
+    q = randn(nq, seed), k = randn(nkv, seed + 1), v = randn(nkv, seed + 2), dout = randn(nq, seed + 3);
+    // Gradients start at 0.5, not 0, to check that both sides accumulate.
+    out = Floats(nq), lse = Floats(static_cast<size_t>(g.B) * g.H * T);
+    dq = Floats(nq, 0.5f), dk = Floats(nkv, 0.5f), dv = Floats(nkv, 0.5f);
+    cpu::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), g);
+    cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), out.data(),
+                            lse.data(), g);
+    lq = part(q, qrow), lk = part(k, kvrow), lv = part(v, kvrow), ldout = part(dout, qrow);
+    local.Tq = local.Tk = T / P;
+  }
+  Floats part(const Floats& x, size_t row) const { return local_part(x, g.B, g.Tq, row, g.causal, P, r); }
+
+  // This rank's out, lse, dq, dk and dv (gradients started at 0.5) against its parts of the reference.
+  void expect_matches(const Floats& lout, const Floats& llse, const Floats& ldq, const Floats& ldk,
+                      const Floats& ldv) const {
+    expect_close(lout, part(out, qrow), "out");
+    // lse is [B, H, T]: B * H rows of T tokens with one element each.
+    expect_close(llse, local_part(lse, g.B * g.H, g.Tq, 1, g.causal, P, r), "lse");
+    expect_close(ldq, part(dq, qrow), "dq");
+    expect_close(ldk, part(dk, kvrow), "dk");
+    expect_close(ldv, part(dv, kvrow), "dv");
+  }
+};
 
 }  // namespace rw::test

@@ -17,11 +17,16 @@
 #include "dist/data_parallel.h"
 #include "models/adamw.h"
 #include "models/llama.h"
+#include "tests/dist_model_test_support.h"
 
 namespace rw {
 namespace {
 
-constexpr int kRows = 4, kSeq = 8;
+using test::Batch;
+using test::global_batch;
+using test::hyper;
+using test::kRows;
+using test::kSeq;
 
 // The tiny preset with the 64-token vocabulary of global_batch().
 LlamaConfig tiny_model() {
@@ -29,27 +34,6 @@ LlamaConfig tiny_model() {
   c.vocab_size = 64;
   c.max_seq = kSeq;
   return c;
-}
-
-cpu::AdamWParams hyper() {
-  cpu::AdamWParams h;
-  h.lr = 3e-3f;
-  return h;
-}
-
-// The global batch of a step; some targets are ignored (-1), unevenly across rows, so that ranks
-// count different numbers of targets.
-struct Batch {
-  std::vector<int32_t> tokens, targets;
-};
-Batch global_batch(int step) {
-  Batch b{std::vector<int32_t>(kRows * kSeq), std::vector<int32_t>(kRows * kSeq)};
-  for (int i = 0; i < kRows * kSeq; ++i) {
-    b.tokens[i] = static_cast<int32_t>(hash_keys(7, step, i, 0) % 64);
-    b.targets[i] = static_cast<int32_t>(hash_keys(7, step, i, 1) % 64);
-  }
-  for (int t = 0; t < 3; ++t) b.targets[t] = -1;  // row 0 counts 3 targets fewer
-  return b;
 }
 
 int counted(const int32_t* targets, int n) {
@@ -82,15 +66,9 @@ struct Rank {
   }
 };
 
-struct Reference {
-  LlamaModel model{tiny_model()};
-  Reference() { model.init_weights(11); }
-  float forward_backward(const Batch& b) {
-    model.zero_grad();
-    const float loss = model.forward(b.tokens.data(), b.targets.data(), kRows, kSeq);
-    model.backward();
-    return loss;
-  }
+// The single-process reference on the whole global batch.
+struct Reference : test::Reference {
+  Reference() : test::Reference(tiny_model()) {}
 };
 
 void expect_same_gradients(LlamaModel& dp, LlamaModel& ref) {
@@ -117,7 +95,7 @@ TEST_P(DataParallelEquivalence, LossAndEveryGradientMatchOneProcess) {
   const float loss = rank.forward_backward(b, &norm);
   const float ref_loss = ref.forward_backward(b);
   EXPECT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss));
-  const float ref_norm = global_grad_norm(ref.model.grad_buffer().data<float>(), ref.model.params().total());
+  const float ref_norm = ref.grad_norm();
   EXPECT_NEAR(norm, ref_norm, 1e-4 * ref_norm);
   // ZeRO-1 leaves only this rank's shard reduced in the full buffer, so compare the plain mode.
   if (!GetParam()) expect_same_gradients(rank.model, ref.model);
@@ -128,24 +106,7 @@ TEST_P(DataParallelEquivalence, TenStepsFollowTheSameLossCurve) {
   Rank rank(DataParallelOptions{4096, GetParam()});
   Reference ref;
   AdamW dp_adam(rank.model.params(), hyper()), ref_adam(ref.model.params(), hyper());
-  const float clip = 0.5f;
-  for (int step = 0; step < 10; ++step) {
-    const Batch b = global_batch(step);
-    float norm = 0;
-    const float loss = rank.forward_backward(b, &norm);
-    const float ref_loss = ref.forward_backward(b);
-    ASSERT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss)) << "step " << step;
-    const float ref_norm = global_grad_norm(ref.model.grad_buffer().data<float>(), ref.model.params().total());
-    const float scale = norm > clip ? clip / (norm + 1e-6f) : 1.0f;
-    const float ref_scale = ref_norm > clip ? clip / (ref_norm + 1e-6f) : 1.0f;
-    if (GetParam()) {
-      rank.dp.zero1_step(hyper().lr, scale);
-    } else {
-      dp_adam.step(rank.model.param_buffer().data<float>(), rank.model.grad_buffer().data<float>(), hyper().lr, scale);
-    }
-    ref_adam.step(ref.model.param_buffer().data<float>(), ref.model.grad_buffer().data<float>(), hyper().lr,
-                  ref_scale);
-  }
+  ASSERT_NO_FATAL_FAILURE(test::run_ten_steps(rank, ref, dp_adam, ref_adam, GetParam()));
   // Every rank must hold the same weights (ZeRO-1's allgather) close to the reference's.
   const float* w = rank.model.param_buffer().data<float>();
   const float* r = ref.model.param_buffer().data<float>();

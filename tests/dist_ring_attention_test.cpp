@@ -22,60 +22,31 @@ namespace rw {
 namespace {
 
 using cpu::AttentionShape;
-using test::expect_close;
 using test::Floats;
-using test::local_part;
 using test::randn;
 using test::world;
 
 // Forward and backward over the full sequence T (global shape `g`), ring against reference.
 void check_ring(AttentionShape g, uint64_t seed, RingProgress progress = RingProgress::Poll) {
   Communicator& cp = world();
-  const int P = cp.size(), r = cp.rank(), T = g.Tq;
-  ASSERT_EQ(T % (2 * P), 0);
-  const size_t qrow = static_cast<size_t>(g.H) * g.D, kvrow = static_cast<size_t>(g.KH) * g.D;
-  const size_t nq = g.B * T * qrow, nkv = g.B * T * kvrow;
-  const Floats q = randn(nq, seed), k = randn(nkv, seed + 1), v = randn(nkv, seed + 2), dout = randn(nq, seed + 3);
-
-  // Gradients start at 0.5, not 0, to check that both sides accumulate.
-  Floats out(nq), lse(static_cast<size_t>(g.B) * g.H * T), dq(nq, 0.5f), dk(nkv, 0.5f), dv(nkv, 0.5f);
-  cpu::attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), g);
-  cpu::attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), out.data(),
-                          lse.data(), g);
-
-  auto part = [&](const Floats& x, size_t row) { return local_part(x, g.B, T, row, g.causal, P, r); };
-  const Floats lq = part(q, qrow), lk = part(k, kvrow), lv = part(v, kvrow), ldout = part(dout, qrow);
-  AttentionShape s = g;
-  s.Tq = s.Tk = T / P;
-  Floats rout(lq.size()), rlse(lse.size() / P), rdq(lq.size(), 0.5f), rdk(lk.size(), 0.5f), rdv(lk.size(), 0.5f);
+  const int P = cp.size();
+  ASSERT_EQ(g.Tq % (2 * P), 0);
+  const test::AttentionReference ref(g, seed, cp);
+  const Floats &lq = ref.lq, &lk = ref.lk, &lv = ref.lv, &ldout = ref.ldout;
+  const AttentionShape& s = ref.local;
+  Floats rout(lq.size()), rlse(ref.lse.size() / P), rdq(lq.size(), 0.5f), rdk(lk.size(), 0.5f), rdv(lk.size(), 0.5f);
   RingOptions opts;
   opts.progress = progress;
   ring_attention_forward(rout.data(), rlse.data(), lq.data(), lk.data(), lv.data(), s, cp, opts);
   ring_attention_backward(rdq.data(), rdk.data(), rdv.data(), ldout.data(), lq.data(), lk.data(), lv.data(),
                           rout.data(), rlse.data(), s, cp, opts);
 
-  expect_close(rout, part(out, qrow), "out");
-  // lse is [B, H, T]: B * H rows of T tokens with one element each.
-  expect_close(rlse, local_part(lse, g.B * g.H, T, 1, g.causal, P, r), "lse");
-  expect_close(rdq, part(dq, qrow), "dq");
-  expect_close(rdk, part(dk, kvrow), "dk");
-  expect_close(rdv, part(dv, kvrow), "dv");
+  ref.expect_matches(rout, rlse, rdq, rdk, rdv);
 }
 
 // Sequence lengths are 2P * 20 tokens: a zigzag chunk of 20 (and a contiguous part of 40) is not
 // a whole number of the 3-query, 16-key tiles, nor of the ring's 12-row kernel calls.
-AttentionShape shape(bool causal, int H, int KH) {
-  AttentionShape s;
-  s.B = 2;
-  s.Tq = s.Tk = 2 * world().size() * 20;
-  s.H = H;
-  s.KH = KH;
-  s.D = 16;
-  s.causal = causal;
-  s.block_q = 3;
-  s.block_k = 16;
-  return s;
-}
+AttentionShape shape(bool causal, int H, int KH) { return test::attention_shape(causal, H, KH, 20, 16); }
 
 TEST(RingAttention, CausalZigzagMatchesFullAttention) { check_ring(shape(true, 2, 2), 11); }
 TEST(RingAttention, CausalZigzagGqaMatchesFullAttention) { check_ring(shape(true, 4, 2), 21); }

@@ -27,11 +27,16 @@
 #include "models/adamw.h"
 #include "models/llama.h"
 #include "models/vocab_parallel.h"
+#include "tests/dist_model_test_support.h"
 
 namespace rw {
 namespace {
 
-constexpr int kRows = 4, kSeq = 8;
+using test::Batch;
+using test::global_batch;
+using test::hyper;
+using test::kRows;
+using test::kSeq;
 
 double relative_error(const float* got, const float* want, size_t n) {
   double err = 0, scale = 0;
@@ -156,25 +161,6 @@ LlamaConfig tp_model() {
   return c;
 }
 
-cpu::AdamWParams hyper() {
-  cpu::AdamWParams h;
-  h.lr = 3e-3f;
-  return h;
-}
-
-struct Batch {
-  std::vector<int32_t> tokens, targets;
-};
-Batch global_batch(int step) {
-  Batch b{std::vector<int32_t>(kRows * kSeq), std::vector<int32_t>(kRows * kSeq)};
-  for (int i = 0; i < kRows * kSeq; ++i) {
-    b.tokens[i] = static_cast<int32_t>(hash_keys(7, step, i, 0) % 64);
-    b.targets[i] = static_cast<int32_t>(hash_keys(7, step, i, 1) % 64);
-  }
-  for (int t = 0; t < 3; ++t) b.targets[t] = -1;  // dp ranks count different numbers of targets
-  return b;
-}
-
 struct GridCase {
   int dp, tp, cp;
   bool zero1;
@@ -229,15 +215,9 @@ struct GridRank {
   }
 };
 
-struct Reference {
-  LlamaModel model{tp_model(), 4, 4};
-  Reference() { model.init_weights(11); }
-  float forward_backward(const Batch& b) {
-    model.zero_grad();
-    const float loss = model.forward(b.tokens.data(), b.targets.data(), kRows, kSeq);
-    model.backward();
-    return loss;
-  }
+// The single-process reference on the whole global batch.
+struct Reference : test::Reference {
+  Reference() : test::Reference(tp_model(), 4, 4) {}
 };
 
 class TensorParallelModel : public testing::TestWithParam<GridCase> {
@@ -256,7 +236,7 @@ TEST_P(TensorParallelModel, LossGradientsAndNormMatchOneProcess) {
   const float loss = rank.forward_backward(b, &norm);
   const float ref_loss = ref.forward_backward(b);
   EXPECT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss));
-  const float ref_norm = global_grad_norm(ref.model.grad_buffer().data<float>(), ref.model.params().total());
+  const float ref_norm = ref.grad_norm();
   EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm);
   // ZeRO-1 leaves only this rank's shard reduced in the full buffer, so compare the plain mode.
   if (GetParam().zero1) return;
@@ -277,23 +257,7 @@ TEST_P(TensorParallelModel, TenStepsFollowTheSameLossCurve) {
   GridRank rank(GetParam());
   Reference ref;
   AdamW adam(rank.model.params(), hyper()), ref_adam(ref.model.params(), hyper());
-  const float clip = 0.5f;
-  for (int step = 0; step < 10; ++step) {
-    const Batch b = global_batch(step);
-    float norm = 0;
-    const float loss = rank.forward_backward(b, &norm);
-    const float ref_loss = ref.forward_backward(b);
-    ASSERT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss)) << "step " << step;
-    const float ref_norm = global_grad_norm(ref.model.grad_buffer().data<float>(), ref.model.params().total());
-    const float scale = norm > clip ? clip / (norm + 1e-6f) : 1.0f;
-    const float ref_scale = ref_norm > clip ? clip / (ref_norm + 1e-6f) : 1.0f;
-    if (GetParam().zero1)
-      rank.dp.zero1_step(hyper().lr, scale);
-    else
-      adam.step(rank.model.param_buffer().data<float>(), rank.model.grad_buffer().data<float>(), hyper().lr, scale);
-    ref_adam.step(ref.model.param_buffer().data<float>(), ref.model.grad_buffer().data<float>(), hyper().lr,
-                  ref_scale);
-  }
+  ASSERT_NO_FATAL_FAILURE(test::run_ten_steps(rank, ref, adam, ref_adam, GetParam().zero1));
   for (const ParamInfo& p : rank.model.params().entries()) {
     const std::vector<float> w = rank.logical(p, rank.model.param_buffer().data<float>());
     EXPECT_LE(relative_error(w.data(), ref.model.param(p.name), w.size()), 1e-4) << p.name;
