@@ -220,8 +220,8 @@ int run_cli(int argc, char** argv) {
     return bench_train_command(Args(rest.begin() + 1, rest.end()));
   }
   throw UserError("unknown command '" + command +
-                  "' (commands: train, bench train|io, prepare, tokenizer train, inspect, export, import, submit, "
-                  "status, plot, help; see 'ringwise help')");
+                  "' (commands: train, bench train|io|ring|dp, prepare, tokenizer train, inspect, export, import, "
+                  "eval, generate, make-probes, submit, status, plot, help; see 'ringwise help')");
 }
 
 }  // namespace rw
