@@ -118,6 +118,12 @@ Field field(Group group, const char* name, std::string help, Part RunConfig::*pa
           [=](const RunConfig& c) { return show_value((c.*part).*member); }};
 }
 
+// A string option whose value is one of a few words, not a path: its help shows them.
+Field choice(Field f, const char* words) {
+  f.arg = words;
+  return f;
+}
+
 // Every RunConfig field but the preset, which is not an override: it is applied before them all.
 const std::vector<Field>& fields() {
   using L = LlamaConfig;
@@ -164,8 +170,9 @@ const std::vector<Field>& fields() {
       field(P, "dp", "data-parallel ranks; dp*tp*cp*ep = the ranks mpirun starts", p, &Par::dp),
       field(P, "tp", "tensor-parallel ranks (Megatron: heads, ffn and vocabulary split)", p, &Par::tp),
       field(P, "cp", "context-parallel ranks (zigzag layout)", p, &Par::cp),
-      field(P, "cp-algo", "context-parallel attention: ring (K/V round a ring) or ulysses (all-to-all over heads)",
-            p, &Par::cp_algo),
+      choice(field(P, "cp-algo", "context-parallel attention: ring (K/V round a ring) or ulysses (all-to-all over heads)",
+                   p, &Par::cp_algo),
+             "ring|ulysses"),
       field(P, "ep", "expert-parallel ranks; shard --moe-experts over them", p, &Par::ep),
       field(P, "zero", "1 = shard the AdamW state over the dp ranks (ZeRO-1)", p, &Par::zero),
       field(P, "bucket-mb", "gradient allreduce bucket, overlapped with backward", p, &Par::bucket_mb),
@@ -176,8 +183,9 @@ const std::vector<Field>& fields() {
       field(D, "run-dir", "where the run writes its outputs", t, &T::run_dir),
       field(D, "metrics", "JSONL metrics file; empty = <run-dir>/metrics.jsonl", t, &T::metrics),
       field(D, "log-every", "report every N steps", t, &T::log_every),
-      field(D, "data-order", "training windows: random, or sequential (in order, wrapping round)", t,
-            &T::data_order),
+      choice(field(D, "data-order", "training windows: random, or sequential (in order, wrapping round)", t,
+                   &T::data_order),
+             "random|sequential"),
       field(D, "val-every", "validation loss every N steps (HDF5 datasets); 0 = off", t, &T::val_every),
       field(D, "val-batches", "validation batches per measurement, the same ones each time", t, &T::val_batches),
       field(D, "ckpt-dir", "checkpoint directory; empty = <run-dir>/checkpoints", t, &T::ckpt_dir),
