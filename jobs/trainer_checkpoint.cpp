@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <climits>
+#include <cstdio>
 #include <filesystem>
 #include <sstream>
 #include <vector>
@@ -66,6 +67,16 @@ void resume_trainer(Trainer& trainer, const std::string& path) {
   RW_USER_CHECK(meta.step <= INT_MAX, "%s: attribute step %lld is out of range", path.c_str(),
                 static_cast<long long>(meta.step));
   trainer.resume_at(static_cast<int>(meta.step), static_cast<int>(meta.adam_step));
+  // Batches are a function of the seed: a different one still trains, but no longer continues the
+  // run bit for bit, which a resume otherwise promises. Allowed (skipping past bad data is a
+  // reason to), never silently.
+  const uint64_t seed = trainer.config().train.seed;
+  if (static_cast<uint64_t>(meta.seed) != seed && trainer.grid().world().rank() == 0)
+    std::fprintf(stderr,
+                 "ringwise: warning: %s was trained with --seed %lld, this run uses --seed %llu: batches after "
+                 "step %lld differ from the original run's\n",
+                 path.c_str(), static_cast<long long>(meta.seed), static_cast<unsigned long long>(seed),
+                 static_cast<long long>(meta.step));
 }
 
 }  // namespace rw

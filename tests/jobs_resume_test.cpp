@@ -175,6 +175,18 @@ TEST_F(ResumeTest, StopAndResumeThroughTheBinaryIsBitIdentical) {
     ASSERT_TRUE(expected.count(step)) << "step " << step;
     EXPECT_EQ(loss, expected.at(step)) << "step " << step;
   }
+  EXPECT_EQ(resumed.err.find("warning"), std::string::npos) << resumed.err;
+
+  // Another seed may resume (to skip past bad data, say), but the user is told the run no longer
+  // continues the original one.
+  RunResult reseeded = with({"--run-dir", path("reseeded"), "--resume", path("whole/checkpoints/step_00000010.h5"),
+                             "--seed", "7"});
+  ASSERT_EQ(reseeded.exit_code, 0) << reseeded.err;
+  EXPECT_NE(reseeded.err.find("warning: " + path("whole/checkpoints/step_00000010.h5") +
+                              " was trained with --seed 1337, this run uses --seed 7"),
+            std::string::npos)
+      << reseeded.err;
+
   const std::vector<CheckpointEntry> left = list_checkpoints(path("resumed/checkpoints"));
   ASSERT_EQ(left.size(), 1u);
   EXPECT_EQ(left[0].step, 20);
