@@ -40,7 +40,7 @@ void write_checkpoint_file(const std::string& path, const CheckpointMeta& meta,
   file.set_attr("/", "seed", meta.seed);
   file.set_attr("/", "config", meta.config_text);
   for (const CheckpointTensor& t : tensors)
-    for (const Slot& s : slots_of(t)) file.write<float>(s.dataset, s.data, t.shape);
+    for (const Slot& s : slots_of(t)) file.write<float>(s.dataset, s.data, t.shape, 0, /*checksum=*/true);
   file.flush();
   file.close();
 }

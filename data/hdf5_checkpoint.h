@@ -1,5 +1,6 @@
 // Training checkpoints as HDF5 files (format version 1, readable with h5py):
-//   /<hf name>                        a parameter, logical shape, float32
+//   /<hf name>                        a parameter, logical shape, float32, chunked with a
+//                                     Fletcher-32 checksum per chunk (HDF5 and h5py verify it on read)
 //   /optimizer/exp_avg/<hf name>      AdamW first moment, same shape
 //   /optimizer/exp_avg_sq/<hf name>   AdamW second moment, same shape
 //   root attributes: ringwise_kind = "checkpoint", format_version = 1, ringwise_version, step,
@@ -49,7 +50,9 @@ CheckpointMeta read_checkpoint_meta(const std::string& path);
 
 // Fills every tensor from `path`. Everything is validated before anything is copied (each dataset
 // present, float, of the expected shape), so a bad file leaves the caller's memory untouched;
-// UserError naming the file and dataset otherwise. The file is opened read-only.
+// UserError naming the file and dataset otherwise. Bytes damaged after the save are found only by
+// their checksums as they are read: that UserError comes with the caller's memory partly filled.
+// The file is opened read-only.
 CheckpointMeta load_checkpoint(const std::string& path, const std::vector<CheckpointTensor>& tensors);
 
 // Complete checkpoints (step_<digits>.h5) in dir as {step, path}, oldest first; none when dir is

@@ -187,21 +187,23 @@ DatasetInfo File::info(const std::string& dataset) const {
     H5Z_filter_t f = RW_H5(H5Pget_filter2(dcpl.get(), i, &flags, &n_values, &level, 0, nullptr, nullptr),
                            where(dataset));
     if (f == H5Z_FILTER_DEFLATE) info.compression = "deflate level " + std::to_string(level);
+    if (f == H5Z_FILTER_FLETCHER32) info.checksum = true;
   }
   return info;
 }
 
 template <typename T>
-void File::write(const std::string& dataset, const T* data, const Shape& shape, int compress) {
+void File::write(const std::string& dataset, const T* data, const Shape& shape, int compress, bool checksum) {
   Handle space = make_space(shape);
   Handle dcpl(RW_H5(H5Pcreate(H5P_DATASET_CREATE), where(dataset)), H5Pclose);
-  if (compress > 0 && shape_numel(shape) > 0) {
+  if ((compress > 0 || checksum) && shape_numel(shape) > 0) {
     std::vector<hsize_t> chunk(shape.begin(), shape.end());
     // Chunks of about 1M elements along the first axis.
     hsize_t row = shape_numel(shape) / std::max<int64_t>(shape[0], 1);
     chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(shape[0], (1u << 20) / std::max<hsize_t>(row, 1)));
     RW_H5(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), where(dataset));
-    RW_H5(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(compress)), where(dataset));
+    if (checksum) RW_H5(H5Pset_fletcher32(dcpl.get()), where(dataset));
+    if (compress > 0) RW_H5(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(compress)), where(dataset));
   }
   Handle lcpl = link_creation_props();
   Handle d(RW_H5(H5Dcreate2(id(), dataset.c_str(), native_type<T>(), space.get(), lcpl.get(), dcpl.get(), H5P_DEFAULT),
@@ -219,8 +221,13 @@ void File::read(const std::string& dataset, T* out, const Shape& shape) const {
   RW_USER_CHECK(have.is_float == is_float_type<T>(), "%s: dataset '%s' holds %s, expected %s values", path_.c_str(),
                 dataset.c_str(), have.type_name().c_str(), is_float_type<T>() ? "floating-point" : "integer");
   Handle d = open_dataset(dataset);
-  if (shape_numel(shape) > 0)
-    RW_H5(H5Dread(d.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out), where(dataset));
+  if (shape_numel(shape) == 0) return;
+  if (H5Dread(d.get(), native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out) >= 0) return;
+  const std::string why = hdf5_message();
+  RW_USER_CHECK(!have.checksum || why.find("Fletcher32 checksum") == std::string::npos,
+                "%s: dataset '%s' fails its checksum: the file was damaged after it was written", path_.c_str(),
+                dataset.c_str());
+  throw std::runtime_error(format("HDF5 H5Dread failed on %s: %s", where(dataset).c_str(), why.c_str()));
 }
 
 template <typename T>
@@ -375,7 +382,7 @@ void fsync_path(const std::string& path) {
 }
 
 #define RW_H5_INSTANTIATE(T)                                                                   \
-  template void File::write<T>(const std::string&, const T*, const Shape&, int);              \
+  template void File::write<T>(const std::string&, const T*, const Shape&, int, bool);              \
   template void File::read<T>(const std::string&, T*, const Shape&) const;                     \
   template void File::read_range<T>(const std::string&, int64_t, int64_t, T*) const;           \
   template class Appender<T>;

@@ -48,6 +48,7 @@ struct DatasetInfo {
   bool is_signed = true;   // integers only: false for uint16 etc.
   size_t element_size = 0; // bytes per element in the file
   std::string compression = "none";  // "deflate level N" when the dataset is deflate-compressed
+  bool checksum = false;   // Fletcher-32 per chunk, which HDF5 verifies on every read
   std::string type_name() const;  // "float32", "uint16", ...
 };
 
@@ -68,11 +69,12 @@ class File {
   DatasetInfo info(const std::string& dataset) const;  // UserError if missing
 
   // Writes a whole dataset (intermediate groups created). Chunked and deflate-compressed when
-  // `compress` > 0 (level 1-9).
+  // `compress` > 0 (level 1-9); chunked with a Fletcher-32 checksum per chunk when `checksum`.
   template <typename T>
-  void write(const std::string& dataset, const T* data, const Shape& shape, int compress = 0);
+  void write(const std::string& dataset, const T* data, const Shape& shape, int compress = 0, bool checksum = false);
   // Reads a whole dataset whose shape must equal `shape` and whose kind (float or integer) must
-  // match T; UserError naming the file, dataset, expected and found shape/type otherwise.
+  // match T; UserError naming the file, dataset, expected and found shape/type otherwise, and
+  // when a checksummed dataset's bytes no longer match their checksum.
   template <typename T>
   void read(const std::string& dataset, T* out, const Shape& shape) const;
   // Reads elements [offset, offset + count) of a 1-D dataset.

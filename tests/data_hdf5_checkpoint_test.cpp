@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -155,6 +156,33 @@ TEST_F(CheckpointTest, TruncatedFileIsRejected) {
   const std::string cut = dir_ + "/step_00000004.h5";
   std::ofstream(cut, std::ios::binary).write(bytes.data(), bytes.size() / 2);
   expect_rejected(cut, "truncated");
+}
+
+// A bit flipped inside a tensor's stored values (a disk or copy error) is caught by the dataset's
+// checksum, naming the file and the dataset, instead of loading a silently different model.
+TEST_F(CheckpointTest, DamagedTensorBytesFailTheirChecksum) {
+  State saved = model_state(1);
+  const float marker = 1234.5f;  // a value no random normal takes
+  std::fill(saved.param[1].begin(), saved.param[1].end(), marker);
+  const std::string path = save_checkpoint(dir_, meta_at(5), saved.tensors());
+  std::string bytes = file_bytes(path);
+  char pattern[sizeof marker * 4];
+  for (int i = 0; i < 4; ++i) std::memcpy(pattern + i * sizeof marker, &marker, sizeof marker);
+  const size_t at = bytes.find(std::string(pattern, sizeof pattern));
+  ASSERT_NE(at, std::string::npos) << "q_proj's values not found in the file";
+  bytes[at + 9] ^= 0x10;
+  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), bytes.size());
+
+  State loaded = model_state(99);
+  try {
+    load_checkpoint(path, loaded.tensors());
+    ADD_FAILURE() << "a damaged checkpoint loaded";
+  } catch (const UserError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'/model.layers.0.self_attn.q_proj.weight' fails its checksum"), std::string::npos) << msg;
+  }
+  EXPECT_TRUE(h5::File::open(path).info("/model.layers.0.self_attn.q_proj.weight").checksum);
 }
 
 TEST_F(CheckpointTest, MissingDatasetIsNamed) {
