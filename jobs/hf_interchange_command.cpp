@@ -1,6 +1,8 @@
 // `ringwise export` and `ringwise import`: a checkpoint's weights as a Hugging Face LLaMA model
 // directory (config.json + model.safetensors, fp32, HF tensor names) and back. The ParamTable
 // already uses HF names and shapes, so both directions are a name-by-name copy of exact values.
+// `import` also reads a llama.cpp GGUF file (jobs/gguf_llama.h), dequantising it to fp32.
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -12,12 +14,14 @@
 #include <sstream>
 
 #include "core/check.h"
+#include "data/gguf_file.h"
 #include "data/hdf5_checkpoint.h"
 #include "data/hdf5_file.h"
 #include "data/safetensors.h"
 #include "jobs/cli.h"
 #include "jobs/cli_options.h"
 #include "jobs/commands.h"
+#include "jobs/gguf_llama.h"
 #include "models/hf_config.h"
 #include "models/llama.h"
 
@@ -180,19 +184,47 @@ void run_export(const std::string& checkpoint, const std::string& dir, bool forc
               weights.c_str(), static_cast<unsigned long long>(fs::file_size(weights)), config.c_str());
 }
 
-void run_import(const std::string& dir, const std::string& output, bool force) {
-  std::error_code ec;
-  RW_USER_CHECK(fs::is_directory(dir, ec), "--input %s is not a directory", dir.c_str());
-  check_can_write(output, force);
+// A Hugging Face model directory's weights, exact; `read` says what was read.
+std::unique_ptr<LlamaModel> read_hf_model(const std::string& dir, RunConfig* run, std::string* read) {
   const std::string config = dir + "/config.json";
-  RunConfig run;
-  run.model = parse_hf_config(read_text_file(config), config);
-  run.train.seq_len = std::min(run.train.seq_len, run.model.max_seq);
-
-  LlamaModel model(run.model);
+  run->model = parse_hf_config(read_text_file(config), config);
+  auto model = std::make_unique<LlamaModel>(run->model);
   HfWeights weights(dir);
-  for (const ParamInfo& p : model.params().entries()) weights.read(p.name, model.param(p.name), p.shape);
+  for (const ParamInfo& p : model->params().entries()) weights.read(p.name, model->param(p.name), p.shape);
   weights.check_all_used();
+  *read = std::to_string(model->params().entries().size()) + " tensors";
+  return model;
+}
+
+// A GGUF file's weights, dequantised to fp32; `read` counts the tensors of each type.
+std::unique_ptr<LlamaModel> read_gguf_model(const std::string& path, RunConfig* run, std::string* read) {
+  const GgufFile file = GgufFile::open(path);
+  run->model = gguf_llama_config(file);
+  auto model = std::make_unique<LlamaModel>(run->model);
+  std::string types;
+  for (const auto& [type, count] : read_gguf_llama_weights(file, *model))
+    types += (types.empty() ? "" : ", ") + std::to_string(count) + " " + type;
+  *read = std::to_string(file.tensors().size()) + " tensors (" + types + ") dequantised to fp32";
+  return model;
+}
+
+bool is_gguf_path(const std::string& path) {
+  return path.size() > 5 && path.compare(path.size() - 5, 5, ".gguf") == 0;
+}
+
+void run_import(const std::string& input, const std::string& output, bool force) {
+  std::error_code ec;
+  const bool gguf = is_gguf_path(input) && !fs::is_directory(input, ec);
+  RW_USER_CHECK(gguf || fs::is_directory(input, ec),
+                "--input %s is neither a Hugging Face model directory nor a .gguf file", input.c_str());
+  check_can_write(output, force);
+  const auto start = std::chrono::steady_clock::now();
+  RunConfig run;
+  std::string read;
+  const std::unique_ptr<LlamaModel> imported =
+      gguf ? read_gguf_model(input, &run, &read) : read_hf_model(input, &run, &read);
+  LlamaModel& model = *imported;
+  run.train.seq_len = std::min(run.train.seq_len, run.model.max_seq);
 
   // A checkpoint at step 0: the AdamW moments start at zero, as in a fresh run.
   std::vector<float> zeros(model.params().total(), 0.0f);
@@ -217,10 +249,11 @@ void run_import(const std::string& dir, const std::string& output, bool force) {
     }
     fs::remove_all(staging, ec);
   });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
-      "imported %s: %zu tensors, %.2fM parameters, into %s (step 0)\n"
+      "imported %s: %s, %.2fM parameters, into %s (step 0) in %.1f s\n"
       "continue training it with: ringwise train --resume %s%s\n",
-      dir.c_str(), model.params().entries().size(), run.model.num_params() / 1e6, output.c_str(), output.c_str(),
+      input.c_str(), read.c_str(), run.model.num_params() / 1e6, output.c_str(), seconds, output.c_str(),
       model_options(meta.config_text).c_str());
 }
 
@@ -234,12 +267,15 @@ void print_export_help(std::ostream& out) {
 }
 
 void print_import_help(std::ostream& out) {
-  out << "Usage: ringwise import --input DIR --output FILE.h5 [--force]\n"
+  out << "Usage: ringwise import --input DIR|FILE.gguf --output FILE.h5 [--force]\n"
          "\n"
          "Reads a Hugging Face LLaMA model directory (config.json, and model.safetensors or the shards\n"
-         "listed in model.safetensors.index.json; F32, BF16 or F16 weights, stored as fp32) into a\n"
-         "ringwise checkpoint at step 0 with zero AdamW moments, for `ringwise train --resume FILE.h5`\n"
-         "with the model options it prints. An existing FILE.h5 is replaced only with --force.\n";
+         "listed in model.safetensors.index.json; F32, BF16 or F16 weights, stored as fp32), or a\n"
+         "llama.cpp GGUF file of architecture llama (F32, F16, BF16, Q8_0, Q4_0 or Q4_1 tensors,\n"
+         "dequantised to fp32; the configuration from its llama.* metadata), into a ringwise checkpoint\n"
+         "at step 0 with zero AdamW moments, for `ringwise generate`, `ringwise eval`, or\n"
+         "`ringwise train --resume FILE.h5` with the model options it prints. An existing FILE.h5 is\n"
+         "replaced only with --force.\n";
 }
 
 std::string required(const po::variables_map& vm, const char* option, const char* command) {
