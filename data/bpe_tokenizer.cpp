@@ -14,7 +14,7 @@
 namespace rw {
 namespace {
 
-uint64_t pair_key(int32_t a, int32_t b) { return (static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b); }
+uint64_t pair_key(int32_t a, int32_t b) { return BpeMergeTable::pair_key(a, b); }
 
 bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
@@ -179,7 +179,7 @@ BpeTokenizer::BpeTokenizer(std::vector<std::pair<int32_t, int32_t>> merges, std:
     RW_CHECK(a >= 0 && b >= 0 && a < kFirstMerge + static_cast<int>(i) && b < kFirstMerge + static_cast<int>(i) &&
                  a != kEod && b != kEod,
              "merge %zu (%d, %d) refers to an unknown or later token", i, a, b);
-    rank_.emplace(pair_key(a, b), static_cast<int32_t>(i));
+    merge_table_.add(a, b, kFirstMerge + static_cast<int32_t>(i));
     bytes_of_.push_back(bytes_of_[a] + bytes_of_[b]);
   }
 }
@@ -197,50 +197,16 @@ void BpeTokenizer::save(const std::string& path) const {
   RW_USER_CHECK(out.good(), "cannot write tokenizer file %s: %s", path.c_str(), std::strerror(errno));
 }
 
-std::vector<int32_t> BpeTokenizer::encode_piece(std::string_view piece) const {
-  std::vector<int32_t> sym;
-  for (char c : piece) sym.push_back(static_cast<unsigned char>(c));
-  while (sym.size() > 1) {
-    int32_t best = -1;
-    for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      auto it = rank_.find(pair_key(sym[i], sym[i + 1]));
-      if (it != rank_.end() && (best < 0 || it->second < best)) best = it->second;
-    }
-    if (best < 0) break;
-    const auto [a, b] = merges_[best];
-    size_t out = 0;
-    for (size_t i = 0; i < sym.size(); ++i) {
-      if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
-        sym[out++] = kFirstMerge + best;
-        ++i;
-      } else {
-        sym[out++] = sym[i];
-      }
-    }
-    sym.resize(out);
-  }
-  return sym;
-}
-
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
-  // Bounds the cache on corpora with endless distinct pieces.
-  constexpr size_t kMaxCached = 1 << 20;
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3);
   for_each_piece(text, [&](std::string_view p) {
-    {
-      std::lock_guard<std::mutex> lock(cache_mutex_);
-      auto it = cache_.find(std::string(p));
-      if (it != cache_.end()) {
-        ids.insert(ids.end(), it->second.begin(), it->second.end());
-        return;
-      }
-    }
-    std::vector<int32_t> enc = encode_piece(p);
-    ids.insert(ids.end(), enc.begin(), enc.end());
-    std::lock_guard<std::mutex> lock(cache_mutex_);
-    if (cache_.size() >= kMaxCached) cache_.clear();
-    cache_.emplace(std::string(p), std::move(enc));
+    cache_.append(p, ids, [&](std::string_view piece) {
+      std::vector<int32_t> sym(piece.begin(), piece.end());
+      for (int32_t& s : sym) s = static_cast<unsigned char>(s);
+      merge_table_.apply(sym);
+      return sym;
+    });
   });
   return ids;
 }

@@ -11,12 +11,11 @@
 //    "merges": [[left, right], ...]}       // N = 257 + number of merges
 #pragma once
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "data/bpe_merges.h"
 #include "data/tokenizer.h"
 
 namespace rw {
@@ -45,15 +44,11 @@ class BpeTokenizer : public Tokenizer {
   const std::vector<std::pair<int32_t, int32_t>>& merges() const { return merges_; }
 
  private:
-  std::vector<int32_t> encode_piece(std::string_view piece) const;
-
   std::vector<std::pair<int32_t, int32_t>> merges_;
   std::string file_;
-  std::unordered_map<uint64_t, int32_t> rank_;  // pair key -> merge index
-  std::vector<std::string> bytes_of_;           // id -> the bytes it stands for
-  // Pieces repeat (words); their encodings are cached. encode() may be called from several threads.
-  mutable std::mutex cache_mutex_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>> cache_;
+  BpeMergeTable merge_table_;
+  std::vector<std::string> bytes_of_;  // id -> the bytes it stands for
+  BpePieceCache cache_;                // encode() may be called from several threads
 };
 
 // Reads a file written by BpeTokenizer::save(); UserError naming the file and field when it is

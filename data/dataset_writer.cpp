@@ -13,6 +13,7 @@
 #include "data/hdf5_file.h"
 #include "data/token_source.h"
 #include "data/tokenizer.h"
+#include "data/unicode_class.h"
 
 namespace rw {
 namespace {
@@ -81,9 +82,31 @@ class TokenWriter {
   int64_t tokens_ = 0, docs_ = 0;
 };
 
-// Builds documents from text arriving in pieces. A long document is encoded in parts cut before a
-// whitespace byte, which for the byte and BPE tokenizers gives exactly the ids of encoding it whole
-// (SentencePiece may differ slightly at such a cut). Empty documents are dropped.
+// Where a long document's text may be cut so that its parts encode to exactly the ids of the whole:
+// before a plain space that follows a character other than whitespace. Every tokenizer ends a piece
+// there: ringwise's BPE starts one at each whitespace byte, and the GPT-2 and LLaMA-3 split patterns
+// of Hugging Face BPE end a run of letters, digits or punctuation at a space (a cut inside a run of
+// whitespace, or before a line break, is not safe for them: runs join, and LLaMA-3 keeps "\n" with
+// the punctuation before it). Failing that, before the last whitespace byte; failing that, before
+// the last UTF-8 character, so that at least no character is split; failing that, all of it.
+size_t encode_cut(const std::string& text) {
+  const auto continuation = [&](size_t i) { return (static_cast<unsigned char>(text[i]) & 0xC0) == 0x80; };
+  for (size_t i = text.size(); i-- > 1;) {
+    if (text[i] != ' ' || is_space(text[i - 1])) continue;
+    size_t lead = i - 1;  // the character before the space, which may be a multi-byte one such as U+3000
+    while (lead > 0 && i - lead < 4 && continuation(lead)) --lead;
+    if (code_point_at(text, lead).cls != CharClass::kSpace) return i;
+  }
+  for (size_t i = text.size(); i-- > 1;)
+    if (is_space(text[i])) return i;
+  size_t cut = text.size() - 1;
+  while (cut > 0 && continuation(cut)) --cut;
+  return cut > 0 ? cut : text.size();
+}
+
+// Builds documents from text arriving in pieces. A long document is encoded in parts cut where
+// encode_cut() says (SentencePiece may still differ slightly at such a cut). Empty documents are
+// dropped.
 class DocumentBuilder {
  public:
   DocumentBuilder(const Tokenizer& tok, TokenWriter& out) : tok_(tok), out_(out) {}
@@ -91,9 +114,7 @@ class DocumentBuilder {
     pending_.append(text.data(), text.size());
     has_text_ = has_text_ || !text.empty();
     if (static_cast<int64_t>(pending_.size()) < kEncodeBlock) return;
-    size_t cut = pending_.size();
-    while (cut > 1 && !is_space(pending_[cut - 1])) --cut;
-    cut = cut > 1 ? cut - 1 : pending_.size();  // before the whitespace; no whitespace at all: all of it
+    const size_t cut = encode_cut(pending_);
     out_.add(tok_.encode(std::string_view(pending_).substr(0, cut)));
     pending_.erase(0, cut);
   }

@@ -2,6 +2,7 @@
 
 #include "core/check.h"
 #include "data/bpe_tokenizer.h"
+#include "data/hf_bpe_tokenizer.h"
 #include "data/sentencepiece_tokenizer.h"
 
 namespace rw {
@@ -36,10 +37,13 @@ std::unique_ptr<Tokenizer> make_byte_tokenizer() { return std::make_unique<ByteT
 
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& spec) {
   if (spec == "byte") return make_byte_tokenizer();
-  const std::string bpe = "bpe:", sp = "sentencepiece:";
+  const std::string bpe = "bpe:", sp = "sentencepiece:", hf = "hf:", gguf = "gguf:";
   if (starts_with(spec, bpe) && spec.size() > bpe.size()) return load_bpe_tokenizer(spec.substr(bpe.size()));
   if (starts_with(spec, sp) && spec.size() > sp.size()) return open_sentencepiece_tokenizer(spec.substr(sp.size()));
-  throw UserError("unknown tokenizer '" + spec + "' (expected byte, bpe:FILE or sentencepiece:FILE)");
+  if (starts_with(spec, hf) && spec.size() > hf.size()) return open_hf_tokenizer(spec.substr(hf.size()));
+  if (starts_with(spec, gguf) && spec.size() > gguf.size()) return open_gguf_tokenizer(spec.substr(gguf.size()));
+  throw UserError("unknown tokenizer '" + spec +
+                  "' (expected byte, bpe:FILE, sentencepiece:FILE, hf:tokenizer.json or gguf:FILE.gguf)");
 }
 
 }  // namespace rw

@@ -23,7 +23,8 @@ class Tokenizer {
 // Bytes 0..255 are tokens 0..255; the end-of-document token is 256 (vocab 257).
 std::unique_ptr<Tokenizer> make_byte_tokenizer();
 
-// "byte", "bpe:FILE" or "sentencepiece:FILE". UserError for an unknown spec or a file that cannot be
+// "byte", "bpe:FILE", "sentencepiece:FILE", "hf:tokenizer.json" or "gguf:FILE.gguf" (a Hugging Face
+// byte-level BPE, data/hf_bpe_tokenizer.h). UserError for an unknown spec or a file that cannot be
 // read, naming it.
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& spec);
 

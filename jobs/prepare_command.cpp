@@ -26,7 +26,7 @@ void print_prepare_help(std::ostream& out) {
   print_option_lines(out, "Options",
                      {{"--input PATH...", "text or JSONL files, or directories of them (name order)"},
                       {"--output FILE", "the dataset to write (HDF5)"},
-                      {"--tokenizer SPEC", "byte, bpe:FILE or sentencepiece:FILE (default byte)"},
+                      {"--tokenizer SPEC", "byte or bpe|sentencepiece|hf|gguf:FILE (default byte)"},
                       {"--val-fraction F", "share of tokens for validation, in [0, 1) (default 0.01)"},
                       {"--format F", "auto, text or jsonl; auto: *.jsonl is JSONL (default auto)"},
                       {"--text-field NAME", "JSONL field holding a document's text (default text)"},
@@ -36,7 +36,8 @@ void print_prepare_help(std::ostream& out) {
                       {"-h, --help", "show this help"}});
   out << "\nExamples:\n"
          "  ringwise prepare --input /usr/share/games/fortunes --output runs/fortunes.h5\n"
-         "  ringwise prepare --input corpus.jsonl --tokenizer bpe:bpe.json --compress 4 --output corpus.h5\n";
+         "  ringwise prepare --input corpus.jsonl --tokenizer bpe:bpe.json --compress 4 --output corpus.h5\n"
+         "  ringwise prepare --input corpus.jsonl --tokenizer gguf:SmolLM2-135M.gguf --output smol.h5\n";
 }
 
 double parse_fraction(const std::string& text) {
