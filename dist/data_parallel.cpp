@@ -4,13 +4,37 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "dist/expert_parallel.h"
 
 namespace rw {
+namespace {
 
-DataParallel::DataParallel(Communicator& dp, const ParamTable& table, Tensor& params, Tensor& grads,
-                           const cpu::AdamWParams& hyper, const DataParallelOptions& opts, Communicator* tp)
-    : dp_(dp),
-      tp_(tp && tp->size() > 1 ? tp : nullptr),
+// The ranks that share `grid`'s coordinates except along dp, cp and (when `across_ep`) ep.
+std::unique_ptr<Communicator> replica_group(ProcessGrid& grid, bool across_ep) {
+  GridCoord first = grid.coord();
+  first.dp = first.cp = 0;
+  if (across_ep) first.ep = 0;
+  return grid.world().split(grid_rank(grid.sizes(), first), grid.world().rank());
+}
+
+// Sums one value per rank of `comm` in rank order, so that every rank gets the same bits.
+double sum_in_rank_order(Communicator& comm, double mine) {
+  if (comm.size() == 1) return mine;
+  std::vector<double> parts(comm.size());
+  comm.allgather(&mine, parts.data(), 1);
+  double sum = 0;
+  for (double s : parts) sum += s;
+  return sum;
+}
+
+}  // namespace
+
+DataParallel::DataParallel(ProcessGrid& grid, const ParamTable& table, Tensor& params, Tensor& grads,
+                           const cpu::AdamWParams& hyper, const DataParallelOptions& opts)
+    : grid_(grid),
+      dp_(grid.dp()),
+      replicas_(replica_group(grid, true)),
+      expert_replicas_(replica_group(grid, false)),
       table_(table),
       params_(params.data<float>()),
       grads_(grads.data<float>()),
@@ -29,17 +53,30 @@ DataParallel::DataParallel(Communicator& dp, const ParamTable& table, Tensor& pa
     shard_grads_.assign(shard_, 0.0f);
     exp_avg_.assign(shard_end_ - shard_begin_, 0.0f);
     exp_avg_sq_.assign(shard_end_ - shard_begin_, 0.0f);
-  } else if (dp_.size() > 1) {
-    const size_t cap = std::max<size_t>(1, opts_.bucket_bytes / sizeof(float));
-    for (size_t end = total_; end > 0;) {
-      const size_t begin = end > cap ? end - cap : 0;
-      buckets_.push_back({begin, end, nullptr});
+  } else {
+    make_buckets(std::max<size_t>(1, opts_.bucket_bytes / sizeof(float)));
+  }
+}
+
+void DataParallel::make_buckets(size_t cap) {
+  const std::vector<ParamInfo>& entries = table_.entries();
+  // Runs of tensors of one kind, from the last; each cut from its end into buckets.
+  for (size_t i = entries.size(); i > 0;) {
+    const bool expert = is_expert_param(entries[i - 1].name);
+    const size_t run_end = entries[i - 1].offset + entries[i - 1].numel();
+    while (i > 0 && is_expert_param(entries[i - 1].name) == expert) --i;
+    const size_t run_begin = entries[i].offset;
+    Communicator* comm = expert ? expert_replicas_.get() : replicas_.get();
+    if (comm->size() == 1) continue;
+    for (size_t end = run_end; end > run_begin;) {
+      const size_t begin = end - run_begin > cap ? end - cap : run_begin;
+      buckets_.push_back({begin, end, comm, nullptr});
       end = begin;
     }
   }
 }
 
-void DataParallel::launch(Bucket& b) { b.pending = dp_.iallreduce(grads_ + b.begin, b.end - b.begin); }
+void DataParallel::launch(Bucket& b) { b.pending = b.comm->iallreduce(grads_ + b.begin, b.end - b.begin); }
 
 void DataParallel::grads_final_from(size_t offset) {
   while (next_bucket_ < buckets_.size() && buckets_[next_bucket_].begin >= offset) launch(buckets_[next_bucket_++]);
@@ -57,32 +94,28 @@ float DataParallel::reduce_grads() {
       b.pending.reset();
     }
     next_bucket_ = 0;
-    return static_cast<float>(std::sqrt(tp_squares(grads_, 0, total_)));
+    return static_cast<float>(std::sqrt(logical_squares(grads_, 0, total_)));
   }
+  if (grid_.cp().size() > 1) grid_.cp().allreduce(grads_, total_);
+  allreduce_replicated_grads(grid_.ep(), table_, grads_);
   std::copy(grads_, grads_ + total_, padded_.begin());
   dp_.reduce_scatter(padded_.data(), shard_grads_.data(), shard_);
   // Each rank's share of the squared norm, summed in rank order so every rank gets the same bits.
-  const double mine = tp_squares(shard_grads_.data(), shard_begin_, shard_end_);
-  std::vector<double> shares(dp_.size());
-  dp_.allgather(&mine, shares.data(), 1);
-  double sum = 0;
-  for (double s : shares) sum += s;
-  return static_cast<float>(std::sqrt(sum));
+  return static_cast<float>(
+      std::sqrt(sum_in_rank_order(dp_, logical_squares(shard_grads_.data(), shard_begin_, shard_end_))));
 }
 
-double DataParallel::tp_squares(const float* g, size_t begin, size_t end) {
-  if (!tp_) return cpu::sum_squares(g, end - begin);
+double DataParallel::logical_squares(const float* g, size_t begin, size_t end) {
+  Communicator &tp = grid_.tp(), &ep = grid_.ep();
+  if (tp.size() == 1 && ep.size() == 1) return cpu::sum_squares(g, end - begin);
   double sum = 0;
   for (const ParamInfo& p : table_.entries()) {
     const size_t lo = std::max(p.offset, begin), hi = std::min(p.offset + p.numel(), end);
-    if (lo < hi && (p.split() || tp_->rank() == 0)) sum += cpu::sum_squares(g + (lo - begin), hi - lo);
+    const bool counted = (p.split() || tp.rank() == 0) && (ep.rank() == 0 || is_expert_param(p.name));
+    if (lo < hi && counted) sum += cpu::sum_squares(g + (lo - begin), hi - lo);
   }
-  // Summed in rank order, so every tp rank clips by the same bits and replicas stay identical.
-  std::vector<double> parts(tp_->size());
-  tp_->allgather(&sum, parts.data(), 1);
-  sum = 0;
-  for (double s : parts) sum += s;
-  return sum;
+  // Every tp and ep rank clips by the same bits, so replicas stay identical.
+  return sum_in_rank_order(ep, sum_in_rank_order(tp, sum));
 }
 
 void DataParallel::zero1_step(float lr, float grad_scale) {

@@ -9,9 +9,10 @@
 // ep ranks running P micro-batches give exactly what one rank gives on their concatenation.
 //   - Expert parameters are sharded over ep: ep rank r holds experts [r*E/ep, (r+1)*E/ep) of every
 //     MoE layer; their gradients are complete for the ep group's tokens on that rank, and are then
-//     summed over dp (ranks with the same ep rank hold the same experts).
+//     summed over dp and cp (ranks with the same ep rank hold the same experts), which is also
+//     the group ZeRO-1 shards their moments over (dp).
 //   - Every other parameter (attention, norms, embeddings, routers) is replicated over ep; its
-//     gradient is this rank's share, summed over ep and dp.
+//     gradient is this rank's share, summed over ep, cp and dp (dist/data_parallel.h).
 #pragma once
 #include <string>
 

@@ -25,6 +25,7 @@ void print_overview(std::ostream& out) {
          "  ringwise bench io [options]      time checkpoint save/load against raw disk I/O\n"
          "  ringwise bench ring --cp P ...   time ring attention over P MPI ranks (under mpirun)\n"
          "  ringwise bench dp [options]      allreduce bus bandwidth over the MPI ranks (under mpirun)\n"
+         "  ringwise bench bpt [options]     memory and time of a training step with and without BPT blocks\n"
          "  ringwise inspect FILE            describe a checkpoint or dataset and verify every value\n"
          "  ringwise prepare [options]       tokenize text into an HDF5 dataset for --data\n"
          "  ringwise tokenizer train [opts]  learn a byte-level BPE tokenizer for prepare\n"
@@ -211,16 +212,17 @@ int run_cli(int argc, char** argv) {
   if (command == "plot") return plot_command(rest);
   if (command == "bench") {
     if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) return help_command({"bench"});
-    RW_USER_CHECK(!rest.empty(), "'ringwise bench' needs a target: ringwise bench train|io|ring|dp");
+    RW_USER_CHECK(!rest.empty(), "'ringwise bench' needs a target: ringwise bench train|io|ring|dp|bpt");
     if (rest[0] == "io") return bench_io_command(Args(rest.begin() + 1, rest.end()));
     if (rest[0] == "ring") return bench_ring_command(Args(rest.begin() + 1, rest.end()));
     if (rest[0] == "dp") return bench_dp_command(Args(rest.begin() + 1, rest.end()));
-    RW_USER_CHECK(rest[0] == "train", "unknown benchmark '%s' (available: ringwise bench train|io|ring|dp)",
+    if (rest[0] == "bpt") return bench_bpt_command(Args(rest.begin() + 1, rest.end()));
+    RW_USER_CHECK(rest[0] == "train", "unknown benchmark '%s' (available: ringwise bench train|io|ring|dp|bpt)",
                   rest[0].c_str());
     return bench_train_command(Args(rest.begin() + 1, rest.end()));
   }
   throw UserError("unknown command '" + command +
-                  "' (commands: train, bench train|io|ring|dp, prepare, tokenizer train, inspect, export, import, "
+                  "' (commands: train, bench train|io|ring|dp|bpt, prepare, tokenizer train, inspect, export, import, "
                   "eval, generate, make-probes, submit, status, plot, help; see 'ringwise help')");
 }
 

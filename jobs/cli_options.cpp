@@ -166,6 +166,10 @@ const std::vector<Field>& fields() {
       field(TR, "seed", "seed for initialization and batches", t, &T::seed),
       field(TR, "attn-block-q", "query rows per attention block", t, &T::attn_block_q),
       field(TR, "attn-block-k", "key rows per attention block", t, &T::attn_block_k),
+      field(TR, "bpt-block",
+            "MLPs and loss in blocks of N tokens (BPT), recomputed in backward: their memory grows with N, "
+            "not the sequence; 0 = off",
+            t, &T::bpt_block),
       field(TR, "threads", "CPU threads (OpenMP, OpenBLAS); 0 = all", t, &T::threads),
       field(P, "dp", "data-parallel ranks; dp*tp*cp*ep = the ranks mpirun starts", p, &Par::dp),
       field(P, "tp", "tensor-parallel ranks (Megatron: heads, ffn and vocabulary split)", p, &Par::tp),

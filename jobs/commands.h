@@ -24,6 +24,7 @@ int tokenizer_command(const std::vector<std::string>& args);  // jobs/tokenizer_
 int inspect_command(const std::vector<std::string>& args);    // jobs/inspect_command.cpp
 int bench_io_command(const std::vector<std::string>& args);   // jobs/bench_io_command.cpp
 int bench_ring_command(const std::vector<std::string>& args); // jobs/bench_ring_command.cpp
+int bench_bpt_command(const std::vector<std::string>& args);  // jobs/bench_bpt_command.cpp
 int bench_dp_command(const std::vector<std::string>& args);   // jobs/bench_dp_command.cpp
 int export_command(const std::vector<std::string>& args);     // jobs/hf_interchange_command.cpp
 int import_command(const std::vector<std::string>& args);     // jobs/hf_interchange_command.cpp

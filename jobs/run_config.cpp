@@ -40,6 +40,7 @@ void RunConfig::validate() const {
   RW_USER_CHECK(t.grad_clip >= 0, "--grad-clip must not be negative (0 disables clipping), got %g", t.grad_clip);
   RW_USER_CHECK(t.attn_block_q >= 1, "--attn-block-q must be at least 1, got %d", t.attn_block_q);
   RW_USER_CHECK(t.attn_block_k >= 1, "--attn-block-k must be at least 1, got %d", t.attn_block_k);
+  RW_USER_CHECK(t.bpt_block >= 0, "--bpt-block must not be negative (0 = off), got %d", t.bpt_block);
   RW_USER_CHECK(t.threads >= 0, "--threads must not be negative (0 = all cores), got %d", t.threads);
   RW_USER_CHECK(t.log_every >= 1, "--log-every must be at least 1, got %d", t.log_every);
   parse_window_order(t.data_order);
@@ -56,12 +57,10 @@ void RunConfig::validate() const {
   RW_USER_CHECK(p.cp_algo == "ring" || p.cp_algo == "ulysses", "--cp-algo must be ring or ulysses, got '%s'",
                 p.cp_algo.c_str());
   if (p.cp_algo == "ulysses") check_ulysses(model.n_heads, model.n_kv_heads, p.cp);
-  RW_USER_CHECK(model.moe_experts == 0 || p.cp == 1, "--cp %d with --moe-experts is not implemented yet", p.cp);
   RW_USER_CHECK(p.ep >= 1, "--ep must be at least 1, got %d", p.ep);
   RW_USER_CHECK(p.ep == 1 || model.moe_experts % p.ep == 0,
                 "--ep %d must divide --moe-experts %d (expert parallelism shards the experts)", p.ep, model.moe_experts);
   RW_USER_CHECK(p.ep == 1 || model.moe_experts > 0, "--ep %d needs an MoE model (--moe-experts)", p.ep);
-  RW_USER_CHECK(p.ep == 1 || p.zero == 0, "--zero 1 with --ep %d is not implemented yet", p.ep);
   RW_USER_CHECK(p.zero == 0 || p.zero == 1, "--zero must be 0 or 1 (ZeRO-1), got %d", p.zero);
   RW_USER_CHECK(p.bucket_mb > 0, "--bucket-mb must be positive, got %g", p.bucket_mb);
   RW_USER_CHECK(p.comm_timeout >= 0, "--comm-timeout must not be negative (0 = no watchdog), got %g", p.comm_timeout);

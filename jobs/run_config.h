@@ -24,6 +24,7 @@ struct TrainConfig {
   uint64_t seed = 1337;
   int attn_block_q = 64;
   int attn_block_k = 64;
+  int bpt_block = 0;        // rows per blockwise MLP/loss block, recomputed in backward; 0 = off
   int threads = 0;          // OpenMP/OpenBLAS threads; 0 = all cores
   std::string data;         // training text (byte-level tokens); empty = built-in default corpus
   std::string run_dir = "runs/latest";
@@ -44,7 +45,7 @@ struct ParallelConfig {
   int tp = 1;                // tensor-parallel ranks (heads, ffn and vocabulary split over them)
   int cp = 1;                // context-parallel ranks (zigzag layout)
   std::string cp_algo = "ring";  // context-parallel attention: "ring" or "ulysses" (all-to-all over heads)
-  int ep = 1;                // expert-parallel ranks (not implemented yet)
+  int ep = 1;                // expert-parallel ranks (shard the MoE experts)
   int zero = 0;              // 1 = shard the optimizer state over dp (ZeRO-1)
   float bucket_mb = 25;      // gradient allreduce bucket size
   float comm_timeout = 300;  // seconds a collective may block before the job is aborted; 0 = never

@@ -119,6 +119,11 @@ int run_train(const RunConfig& cfg) {
   const std::string ranks = dp > 1 ? format(" x %d dp ranks%s", dp, cfg.parallel.zero ? " (ZeRO-1)" : "") : "";
   std::printf("  batch    %d x %d tokens x %d accumulation%s = %d tokens/step, %d steps\n", t.batch_size, t.seq_len,
               t.grad_accum, ranks.c_str(), t.batch_size * t.seq_len * t.grad_accum * dp, t.steps);
+  const ParallelConfig& par = cfg.parallel;
+  const std::string bpt = t.bpt_block > 0 ? format("MLPs and loss in blocks of %d tokens (BPT)", t.bpt_block)
+                                          : std::string("MLPs and loss unblocked");
+  std::printf("  layout   dp %d x tp %d x cp %d (%s) x ep %d; attention blocks %dx%d; %s\n", par.dp, par.tp, par.cp,
+              par.cp_algo.c_str(), par.ep, t.attn_block_q, t.attn_block_k, bpt.c_str());
   std::printf("  threads  %d, OpenBLAS %s kernels (sgemm peak %.1f GFLOP/s, the MFU denominator)\n", cpu_threads(),
               blas_kernel_name(), peak_gflops);
   std::printf("  outputs  %s/config.ini, %s, checkpoints in %s\n", t.run_dir.c_str(), metrics.c_str(),

@@ -54,8 +54,8 @@ Trainer::Trainer(const RunConfig& cfg, std::unique_ptr<TokenSource> data, std::u
       prefetcher_(loader_, cfg.train.grad_accum),
       model_(cfg.model, cfg.train.attn_block_q, cfg.train.attn_block_k, &grid_.tp(), &grid_.ep()),
       optimizer_(model_.params(), adamw_hyper(cfg.train)),
-      dp_(grid_.dp(), model_.params(), model_.param_buffer(), model_.grad_buffer(), adamw_hyper(cfg.train),
-          dp_options(cfg.parallel), &grid_.tp()),
+      dp_(grid_, model_.params(), model_.param_buffer(), model_.grad_buffer(), adamw_hyper(cfg.train),
+          dp_options(cfg.parallel)),
       val_data_(std::move(val_data)) {
   if (val_data_)
     val_loader_ = std::make_unique<BatchLoader>(checked(*val_data_, cfg.model), cfg.train.batch_size, cfg.train.seq_len,
@@ -63,6 +63,7 @@ Trainer::Trainer(const RunConfig& cfg, std::unique_ptr<TokenSource> data, std::u
                                                 cfg.parallel.dp * cfg.parallel.ep);
   set_cpu_threads(cfg.train.threads);
   model_.init_weights(cfg.train.seed);
+  model_.set_bpt_block(cfg.train.bpt_block);
   if (grid_.sizes().tp > 1 || grid_.sizes().ep > 1) {
     logical_ = std::make_unique<LogicalState>();
     const int held = cfg.model.moe_experts / grid_.sizes().ep, first = grid_.coord().ep * held;
@@ -129,17 +130,13 @@ StepResult Trainer::step() {
     loss_sum += share * forward_batch(inputs, targets);
     moe_sums[0] += model_.moe_aux_loss();
     moe_sums[1] += static_cast<double>(model_.moe_dropped());
-    // Buckets start reducing during the last micro-batch's backward, when gradients are complete;
-    // under context parallelism they are not complete before the cp sum below.
+    // Buckets start reducing (over dp, cp and ep) during the last micro-batch's backward, when this
+    // rank's gradients are complete.
     LlamaModel::GradsFinalHook on_final;
-    if (micro + 1 == t.grad_accum && grid_.sizes().cp == 1 && grid_.sizes().ep == 1)
+    if (micro + 1 == t.grad_accum)
       on_final = [this](size_t offset) { dp_.grads_final_from(offset); };
     model_.backward(static_cast<float>(share / t.grad_accum), on_final);
   }
-  // Each cp rank's gradients cover its part of the sequence only.
-  if (grid_.sizes().cp > 1) grid_.cp().allreduce(model_.grad_buffer().data<float>(), model_.params().total());
-  // Each ep rank's gradients of the replicated parameters cover its rows only.
-  if (grid_.sizes().ep > 1) allreduce_replicated_grads(grid_.ep(), model_.params(), model_.grad_buffer().data<float>());
   dp.allreduce(&loss_sum, 1);
   grid_.ep().allreduce(&loss_sum, 1);
   ++step_;
@@ -153,16 +150,7 @@ StepResult Trainer::step() {
   r.step = step_;
   r.loss = static_cast<float>(loss_sum / t.grad_accum);
   r.lr = lr_at_step(step_, t.steps, t.warmup_steps, t.lr, t.min_lr);
-  r.grad_norm = dp_.reduce_grads();
-  if (grid_.sizes().ep > 1) {
-    // The norm above counts this rank's experts only: add the other ep ranks' (summed over dp).
-    double own = 0;
-    for (const ParamInfo& p : model_.params().entries())
-      if (is_expert_param(p.name)) own += cpu::sum_squares(model_.grad_buffer().data<float>() + p.offset, p.numel());
-    double all = own;
-    grid_.ep().allreduce(&all, 1);
-    r.grad_norm = static_cast<float>(std::sqrt(static_cast<double>(r.grad_norm) * r.grad_norm + all - own));
-  }
+  r.grad_norm = dp_.reduce_grads();  // over the whole grid (dist/data_parallel.h)
   // A non-finite loss or gradient would poison the weights and the optimizer state for good; the
   // step is reported (the caller decides when to give up) but not applied.
   if (std::isfinite(r.loss) && std::isfinite(r.grad_norm)) {
@@ -203,10 +191,6 @@ void Trainer::gather_optimizer_state() {
     optimizer_.set_steps_taken(
         dp_.gather_zero1_state(optimizer_.exp_avg().data<float>(), optimizer_.exp_avg_sq().data<float>()));
   if (!logical_) return;
-  if (grid_.sizes().ep > 1) {
-    gather_experts();
-    return;
-  }
   Communicator& tp = grid_.tp();
   const float* local[] = {model_.param_buffer().data<float>(), optimizer_.exp_avg().data<float>(),
                           optimizer_.exp_avg_sq().data<float>()};
@@ -224,22 +208,17 @@ void Trainer::gather_optimizer_state() {
       assemble_shards(p, shards.data(), logical[k] + to);
     }
   }
+  if (grid_.sizes().ep > 1) gather_experts();
 }
 
 void Trainer::gather_experts() {
   Communicator& ep = grid_.ep();
   const int held = cfg_.model.moe_experts / ep.size();
-  const float* local[] = {model_.param_buffer().data<float>(), optimizer_.exp_avg().data<float>(),
-                          optimizer_.exp_avg_sq().data<float>()};
   float* logical[] = {logical_->params.data(), logical_->exp_avg.data(), logical_->exp_avg_sq.data()};
   for (const ParamInfo& p : logical_->table.entries()) {
-    const ParamInfo* mine = model_.params().find(p.name);
-    for (int k = 0; k < 3; ++k) {
-      if (mine) std::copy_n(local[k] + mine->offset, p.numel(), logical[k] + p.offset);
-      if (!is_expert_param(p.name)) continue;  // replicated: the same on every ep rank
-      const int expert = std::stoi(p.name.substr(p.name.find(".experts.") + 9));
-      ep.broadcast(logical[k] + p.offset, p.numel() * sizeof(float), expert / held);
-    }
+    if (!is_expert_param(p.name)) continue;  // replicated: the same on every ep rank
+    const int expert = std::stoi(p.name.substr(p.name.find(".experts.") + 9));
+    for (int k = 0; k < 3; ++k) ep.broadcast(logical[k] + p.offset, p.numel() * sizeof(float), expert / held);
   }
 }
 

@@ -84,7 +84,8 @@ class Trainer {
   std::unique_ptr<ContextAttention> cp_attention_;  // the model's attention when cp > 1 (--cp-algo)
   std::vector<int32_t> cp_positions_;  // global positions of this rank's tokens in a row (cp > 1)
   std::unique_ptr<LogicalState> logical_;  // tp > 1 or ep > 1 only
-  // Under expert parallelism: every ep rank's experts (weights and moments) into logical_.
+  // Under expert parallelism: every ep rank's experts (weights and moments) into logical_, from
+  // their owners, once each rank's own tensors are there.
   void gather_experts();
   std::unique_ptr<TokenSource> val_data_;
   std::unique_ptr<BatchLoader> val_loader_;

@@ -21,6 +21,13 @@ static std::string expert_name(int l, int e, const char* proj) {
 
 static int tp_of(Communicator* tp) { return tp ? tp->size() : 1; }
 
+static void zero(float* p, size_t n) { std::fill(p, p + n, 0.0f); }
+
+// Each tp rank's share of an input gradient is partial: sum it before it meets a replicated op.
+static void sum_partial_over_tp(Communicator* tp, float* x, size_t n) {
+  if (tp) tp->allreduce(x, n);
+}
+
 LlamaModel::LlamaModel(const LlamaConfig& cfg, int attn_block_q, int attn_block_k, Communicator* tp,
                        Communicator* ep)
     : cfg_(cfg),
@@ -35,9 +42,9 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, int attn_block_q, int attn_block_
       table_(tp_of(tp), tp_ ? tp_->rank() : 0) {
   cfg_.validate();
   cfg_.check_tensor_parallel(tp_of(tp));
-  RW_USER_CHECK(cfg_.moe_experts == 0 || !tp_, "--tp with --moe-experts is not implemented yet");
   const int ep_size = ep ? ep->size() : 1;
   RW_USER_CHECK(cfg_.moe_experts > 0 || ep_size == 1, "--ep %d needs an MoE model (--moe-experts)", ep_size);
+  ep_ = ep_size > 1 ? ep : nullptr;
   const int held_experts = cfg_.moe_experts / ep_size, first_held = ep ? ep->rank() * held_experts : 0;
   const int64_t C = cfg_.d_model, V = cfg_.vocab_size, F = cfg_.ffn_dim;
   const int64_t HD = cfg_.n_heads * cfg_.head_dim(), KVD = cfg_.n_kv_heads * cfg_.head_dim();
@@ -131,70 +138,90 @@ void LlamaModel::init_weights(uint64_t seed) {
   }
 }
 
-void LlamaModel::ensure_activations(int B, int T) {
-  if (B == B_ && T == T_) return;
-  RW_USER_CHECK(T <= cfg_.max_seq, "sequence length %d exceeds the model's max_seq %d", T, cfg_.max_seq);
+void LlamaModel::set_bpt_block(int rows) {
+  RW_USER_CHECK(rows >= 0, "--bpt-block must not be negative (0 = off), got %d", rows);
+  bpt_rows_ = rows;
+  B_ = T_ = 0;  // the next forward carves the activations anew
+}
+
+size_t LlamaModel::activation_bytes(int B, int T) const {
+  Activations a;
+  return carve_activations(a, nullptr, B, T) * sizeof(float);
+}
+
+size_t LlamaModel::carve_activations(Activations& a, float* base, int B, int T) const {
   // Every split width is this rank's share under tensor parallelism.
   const size_t N = static_cast<size_t>(B) * T, C = cfg_.d_model, F = local_ffn_, V = local_vocab_;
+  const size_t R = block_rows(static_cast<int>(N));
   const size_t HD = static_cast<size_t>(local_heads_) * cfg_.head_dim();
   const size_t KVD = static_cast<size_t>(local_kv_heads_) * cfg_.head_dim();
   const size_t lse_n = static_cast<size_t>(B) * local_heads_ * T;
   auto pad = [](size_t n) { return (n + 15) / 16 * 16; };
-
-  // Two passes over the same carve-up: the first counts, the second hands out pointers.
-  float* base = nullptr;
   size_t used = 0;
   auto take = [&](size_t n) {
     float* p = base ? base + used : nullptr;
     used += pad(n);
     return p;
   };
-  Activations a;
-  for (int pass = 0; pass < 2; ++pass) {
-    used = 0;
-    a.layers.assign(cfg_.n_layers, LayerActs{});
-    for (LayerActs& la : a.layers) {
-      la.resid = take(N * C);
-      la.ln1 = take(N * C);
-      la.rstd1 = take(N);
-      la.q = take(N * HD);
-      la.k = take(N * KVD);
-      la.v = take(N * KVD);
-      la.att = take(N * HD);
-      la.lse = take(lse_n);
-      la.resid_mid = take(N * C);
-      la.ln2 = take(N * C);
-      la.rstd2 = take(N);
-      la.gate = take(N * F);
-      la.up = take(N * F);
-      la.h = take(N * F);
-    }
-    a.resid_out = take(N * C);
-    a.lnf = take(N * C);
-    a.rstdf = take(N);
-    a.logits = take(N * V);
-    a.lse = take(N);
-    a.losses = take(N);
-    a.dresid = take(N * C);
-    a.dln = take(N * C);
-    a.dq = take(N * HD);
-    a.dk = take(N * KVD);
-    a.dv = take(N * KVD);
-    a.dq_pre = take(N * HD);
-    a.dk_pre = take(N * KVD);
-    a.datt = take(N * HD);
-    a.dgate = take(N * F);
-    a.dup = take(N * F);
-    a.dh = take(N * F);
-    a.dlogits = take(N * V);
-    if (pass == 0) {
-      act_buffer_ = Tensor::zeros({static_cast<int64_t>(used)});
-      base = act_buffer_.data<float>();
-    }
+  // An MoE layer's blocks have buffers of their own: it needs only its (unblocked) norm.
+  auto take_mlp = [&](size_t rows, bool hidden) {
+    MlpActs m{};
+    m.ln2 = take(rows * C);
+    m.rstd2 = take(rows);
+    if (!hidden) return m;
+    m.gate = take(rows * F);
+    m.up = take(rows * F);
+    m.h = take(rows * F);
+    return m;
+  };
+  const bool bpt = bpt_rows_ > 0;
+  a.layers.assign(cfg_.n_layers, LayerActs{});
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    LayerActs& la = a.layers[l];
+    la.resid = take(N * C);
+    la.ln1 = take(N * C);
+    la.rstd1 = take(N);
+    la.q = take(N * HD);
+    la.k = take(N * KVD);
+    la.v = take(N * KVD);
+    la.att = take(N * HD);
+    la.lse = take(lse_n);
+    la.resid_mid = take(N * C);
+    const bool moe = cfg_.is_moe_layer(l);
+    if (moe || !bpt) la.mlp = take_mlp(N, !moe);
   }
-  acts_ = a;
+  a.mlp_block = bpt ? take_mlp(R, true) : MlpActs{};
+  a.resid_out = take(N * C);
+  a.lnf = take(R * C);
+  a.rstdf = take(R);
+  a.logits = take(R * V);
+  a.lse = take(N);
+  a.losses = take(N);
+  a.dresid = take(N * C);
+  a.dln = take(N * C);
+  a.dq = take(N * HD);
+  a.dk = take(N * KVD);
+  a.dv = take(N * KVD);
+  a.dq_pre = take(N * HD);
+  a.dk_pre = take(N * KVD);
+  a.datt = take(N * HD);
+  a.dgate = take(R * F);
+  a.dup = take(R * F);
+  a.dh = take(R * F);
+  a.dlogits = take(R * V);
+  return used;
+}
+
+void LlamaModel::ensure_activations(int B, int T) {
+  if (B == B_ && T == T_) return;
+  RW_USER_CHECK(T <= cfg_.max_seq, "sequence length %d exceeds the model's max_seq %d", T, cfg_.max_seq);
+  // Counted first, then carved out of one buffer of that size.
+  acts_ = Activations{};
+  act_buffer_ = Tensor::zeros({static_cast<int64_t>(carve_activations(acts_, nullptr, B, T))});
+  carve_activations(acts_, act_buffer_.data<float>(), B, T);
   B_ = B;
   T_ = T;
+  const size_t N = static_cast<size_t>(B) * T;
   tokens_.resize(N);
   targets_.resize(N);
   pos_.resize(N);
@@ -207,7 +234,7 @@ float LlamaModel::forward(const int32_t* tokens, const int32_t* targets, int B, 
       RW_USER_CHECK(pos[t] >= 0 && pos[t] < cfg_.max_seq, "position %d of token %d is outside the model's max_seq %d",
                     pos[t], t, cfg_.max_seq);
   for (size_t n = 0; n < pos_.size(); ++n) pos_[n] = pos ? pos[n % T] : static_cast<int32_t>(n % T);
-  const int N = B * T, C = cfg_.d_model, F = local_ffn_, V = cfg_.vocab_size;
+  const int N = B * T, C = cfg_.d_model, F = local_ffn_, V = cfg_.vocab_size, R = block_rows(N);
   const int H = local_heads_, KH = local_kv_heads_, D = cfg_.head_dim();
   const float eps = cfg_.norm_eps;
   for (int n = 0; n < N; ++n) {
@@ -243,24 +270,29 @@ float LlamaModel::forward(const int32_t* tokens, const int32_t* targets, int B, 
     if (tp_) tp_->allreduce(a.resid_mid, static_cast<size_t>(N) * C);  // row-parallel: sum the partial outputs
     add_forward(a.resid_mid, a.resid_mid, a.resid, static_cast<size_t>(N) * C);
 
-    rmsnorm_forward(a.ln2, a.rstd2, a.resid_mid, w.mlp_norm, N, C, eps);
     if (moe_[l]) {
-      moe_[l]->forward(resid_next, a.ln2, w.moe, N);
+      rmsnorm_forward(a.mlp.ln2, a.mlp.rstd2, a.resid_mid, w.mlp_norm, N, C, eps);
+      moe_[l]->forward(resid_next, a.mlp.ln2, w.moe, N);
     } else {
-      linear_forward(a.gate, a.ln2, w.w_gate, N, C, F);
-      linear_forward(a.up, a.ln2, w.w_up, N, C, F);
-      swiglu_forward(a.h, a.gate, a.up, static_cast<size_t>(N) * F);
-      linear_forward(resid_next, a.h, w.w_down, N, F, C);
+      for (int r0 = 0; r0 < N; r0 += R) {
+        const int rows = std::min(R, N - r0);
+        MlpActs& m = mlp_acts(l);
+        mlp_hidden_forward(m, a.resid_mid + static_cast<size_t>(r0) * C, w, rows);
+        linear_forward(resid_next + static_cast<size_t>(r0) * C, m.h, w.w_down, rows, F, C);
+      }
     }
-    if (tp_) tp_->allreduce(resid_next, static_cast<size_t>(N) * C);
+    if (tp_ && !moe_[l]) tp_->allreduce(resid_next, static_cast<size_t>(N) * C);  // MoE: complete on every tp rank
     add_forward(resid_next, resid_next, a.resid_mid, static_cast<size_t>(N) * C);
   }
-  rmsnorm_forward(acts_.lnf, acts_.rstdf, acts_.resid_out, w_.norm, N, C, eps);
-  linear_forward(acts_.logits, acts_.lnf, w_.lm_head, N, C, local_vocab_);
-  if (tp_)
-    vocab_parallel_cross_entropy_forward(acts_.losses, acts_.lse, acts_.logits, targets, N, v0_, local_vocab_, *tp_);
-  else
-    cross_entropy_forward(acts_.losses, acts_.lse, acts_.logits, targets, N, V);
+  for (int r0 = 0; r0 < N; r0 += R) {
+    const int rows = std::min(R, N - r0);
+    head_logits_forward(r0, rows);
+    if (tp_)
+      vocab_parallel_cross_entropy_forward(acts_.losses + r0, acts_.lse + r0, acts_.logits, targets + r0, rows, v0_,
+                                           local_vocab_, *tp_);
+    else
+      cross_entropy_forward(acts_.losses + r0, acts_.lse + r0, acts_.logits, targets + r0, rows, V);
+  }
 
   double sum = 0;  // fixed order: same bits for the same batch
   int count = 0;
@@ -279,31 +311,74 @@ float LlamaModel::forward(const int32_t* tokens, const int32_t* targets, int B, 
   return count ? static_cast<float>(sum / count) : 0.0f;
 }
 
+void LlamaModel::mlp_hidden_forward(MlpActs& m, const float* x, const LayerWeights& w, int R) {
+  const int C = cfg_.d_model, F = local_ffn_;
+  rmsnorm_forward(m.ln2, m.rstd2, x, w.mlp_norm, R, C, cfg_.norm_eps);
+  linear_forward(m.gate, m.ln2, w.w_gate, R, C, F);
+  linear_forward(m.up, m.ln2, w.w_up, R, C, F);
+  swiglu_forward(m.h, m.gate, m.up, static_cast<size_t>(R) * F);
+}
+
+void LlamaModel::mlp_backward(float* dresid, const float* resid_mid, MlpActs& m, const LayerWeights& w,
+                              const LayerWeights& g, int R) {
+  const int C = cfg_.d_model, F = local_ffn_;
+  const size_t RF = static_cast<size_t>(R) * F, RC = static_cast<size_t>(R) * C;
+  Activations& a = acts_;
+  if (bpt_rows_ > 0) mlp_hidden_forward(m, resid_mid, w, R);
+  zero(a.dh, RF);
+  linear_backward(a.dh, g.w_down, dresid, m.h, w.w_down, R, F, C);
+  zero(a.dgate, RF);
+  zero(a.dup, RF);
+  swiglu_backward(a.dgate, a.dup, a.dh, m.gate, m.up, RF);
+  zero(a.dln, RC);
+  linear_backward(a.dln, g.w_gate, a.dgate, m.ln2, w.w_gate, R, C, F);
+  linear_backward(a.dln, g.w_up, a.dup, m.ln2, w.w_up, R, C, F);
+  sum_partial_over_tp(tp_, a.dln, RC);
+  rmsnorm_backward(dresid, g.mlp_norm, a.dln, resid_mid, w.mlp_norm, m.rstd2, R, C);
+}
+
+void LlamaModel::head_logits_forward(int r0, int R) {
+  const int C = cfg_.d_model;
+  rmsnorm_forward(acts_.lnf, acts_.rstdf, acts_.resid_out + static_cast<size_t>(r0) * C, w_.norm, R, C,
+                  cfg_.norm_eps);
+  linear_forward(acts_.logits, acts_.lnf, w_.lm_head, R, C, local_vocab_);
+}
+
+void LlamaModel::head_backward(int r0, int R, float dloss) {
+  const int C = cfg_.d_model, V = local_vocab_;
+  Activations& a = acts_;
+  if (bpt_rows_ > 0) head_logits_forward(r0, R);
+  zero(a.dlogits, static_cast<size_t>(R) * V);
+  const int32_t* targets = targets_.data() + r0;
+  if (dloss != 0 && tp_)
+    vocab_parallel_cross_entropy_backward(a.dlogits, a.logits, a.lse + r0, targets, dloss, R, v0_, V);
+  else if (dloss != 0)
+    cross_entropy_backward(a.dlogits, a.logits, a.lse + r0, targets, dloss, R, V);
+  zero(a.dln, static_cast<size_t>(R) * C);
+  linear_backward(a.dln, g_.lm_head, a.dlogits, a.lnf, w_.lm_head, R, C, V);
+  sum_partial_over_tp(tp_, a.dln, static_cast<size_t>(R) * C);
+  const size_t at = static_cast<size_t>(r0) * C;
+  rmsnorm_backward(a.dresid + at, g_.norm, a.dln, a.resid_out + at, w_.norm, a.rstdf, R, C);
+}
+
 void LlamaModel::backward(float loss_scale, const GradsFinalHook& on_grads_final) {
   RW_CHECK(B_ > 0, "backward before forward");
-  const int B = B_, T = T_, N = B * T, C = cfg_.d_model, F = local_ffn_, V = local_vocab_;
+  const int B = B_, T = T_, N = B * T, C = cfg_.d_model, R = block_rows(N);
   const int H = local_heads_, KH = local_kv_heads_, D = cfg_.head_dim();
-  const size_t NC = static_cast<size_t>(N) * C, NF = static_cast<size_t>(N) * F;
+  const size_t NC = static_cast<size_t>(N) * C;
   const size_t NHD = static_cast<size_t>(N) * H * D, NKVD = static_cast<size_t>(N) * KH * D;
   AttentionShape as{B, T, T, H, KH, D, 0, 0, true, block_q_, block_k_};
   const float *cos = rope_cos_.data<float>(), *sin = rope_sin_.data<float>();
   Activations& a = acts_;
-  auto zero = [](float* p, size_t n) { std::fill(p, p + n, 0.0f); };
+  auto sum_over_tp = [&](float* x, size_t n) { sum_partial_over_tp(tp_, x, n); };
 
-  zero(a.dlogits, static_cast<size_t>(N) * V);
-  if (count_ > 0 && tp_)
-    vocab_parallel_cross_entropy_backward(a.dlogits, a.logits, a.lse, targets_.data(), loss_scale / count_, N, v0_, V);
-  else if (count_ > 0)
-    cross_entropy_backward(a.dlogits, a.logits, a.lse, targets_.data(), loss_scale / count_, N, V);
-  // Each tp rank's share of an input gradient is partial: sum it before it meets a replicated op.
-  auto sum_over_tp = [&](float* x) {
-    if (tp_) tp_->allreduce(x, NC);
-  };
-  zero(a.dln, NC);
-  linear_backward(a.dln, g_.lm_head, a.dlogits, a.lnf, w_.lm_head, N, C, V);
-  sum_over_tp(a.dln);
+  // loss_scale weights this rank's LM loss by its share of the targets; the aux losses are its ep
+  // group's, each ep rank holding a part of their gradient, so they weigh the group's share.
+  float aux_scale = loss_scale;
+  if (ep_) ep_->allreduce(&aux_scale, 1);
+
   zero(a.dresid, NC);
-  rmsnorm_backward(a.dresid, g_.norm, a.dln, a.resid_out, w_.norm, a.rstdf, N, C);
+  for (int r0 = 0; r0 < N; r0 += R) head_backward(r0, std::min(R, N - r0), count_ > 0 ? loss_scale / count_ : 0.0f);
   if (on_grads_final) on_grads_final(table_.at("model.norm.weight").offset);
 
   // a.dresid carries d(loss)/d(residual stream) down through the layers.
@@ -312,23 +387,17 @@ void LlamaModel::backward(float loss_scale, const GradsFinalHook& on_grads_final
     const LayerWeights& g = g_.layers[l];
     LayerActs& la = a.layers[l];
 
-    zero(a.dln, NC);
     if (moe_[l]) {
-      // loss_scale weights this rank's LM loss by its share of the targets, about 1/ep of its ep
-      // group's; the aux losses are the group's, each rank holding a part of their gradient, so
-      // they weigh ep times more (exact when the ep ranks count the same targets, as training does).
-      moe_[l]->backward(a.dln, g.moe, a.dresid, w.moe, loss_scale * moe_[l]->ep_size());
+      zero(a.dln, NC);
+      // Every tp rank ran the whole block, so its input gradient is complete: no tp sum.
+      moe_[l]->backward(a.dln, g.moe, a.dresid, w.moe, aux_scale);
+      rmsnorm_backward(a.dresid, g.mlp_norm, a.dln, la.resid_mid, w.mlp_norm, la.mlp.rstd2, N, C);
     } else {
-      zero(a.dh, NF);
-      linear_backward(a.dh, g.w_down, a.dresid, la.h, w.w_down, N, F, C);
-      zero(a.dgate, NF);
-      zero(a.dup, NF);
-      swiglu_backward(a.dgate, a.dup, a.dh, la.gate, la.up, NF);
-      linear_backward(a.dln, g.w_gate, a.dgate, la.ln2, w.w_gate, N, C, F);
-      linear_backward(a.dln, g.w_up, a.dup, la.ln2, w.w_up, N, C, F);
+      for (int r0 = 0; r0 < N; r0 += R) {
+        const size_t at = static_cast<size_t>(r0) * C;
+        mlp_backward(a.dresid + at, la.resid_mid + at, mlp_acts(l), w, g, std::min(R, N - r0));
+      }
     }
-    sum_over_tp(a.dln);
-    rmsnorm_backward(a.dresid, g.mlp_norm, a.dln, la.resid_mid, w.mlp_norm, la.rstd2, N, C);
 
     zero(a.datt, NHD);
     linear_backward(a.datt, g.wo, a.dresid, la.att, w.wo, N, H * D, C);
@@ -347,7 +416,7 @@ void LlamaModel::backward(float loss_scale, const GradsFinalHook& on_grads_final
     linear_backward(a.dln, g.wq, a.dq_pre, la.ln1, w.wq, N, C, H * D);
     linear_backward(a.dln, g.wk, a.dk_pre, la.ln1, w.wk, N, C, KH * D);
     linear_backward(a.dln, g.wv, a.dv, la.ln1, w.wv, N, C, KH * D);
-    sum_over_tp(a.dln);
+    sum_over_tp(a.dln, NC);
     rmsnorm_backward(a.dresid, g.attn_norm, a.dln, la.resid, w.attn_norm, la.rstd1, N, C);
     if (on_grads_final) on_grads_final(table_.at(layer_name(l, "input_layernorm.weight")).offset);
   }
@@ -356,6 +425,12 @@ void LlamaModel::backward(float loss_scale, const GradsFinalHook& on_grads_final
   else
     embedding_backward(g_.embed, a.dresid, tokens_.data(), N, C);
   if (on_grads_final) on_grads_final(0);
+}
+
+void LlamaModel::set_context_parallel(ContextAttention* cp) {
+  cp_ = cp;
+  for (auto& m : moe_)
+    if (m) m->set_context_parallel(cp ? &cp->comm() : nullptr);
 }
 
 double LlamaModel::moe_aux_objective() const {

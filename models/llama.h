@@ -7,6 +7,7 @@
 //                    x += down(silu(gate(rms(x))) * up(rms(x)))
 //   loss = cross_entropy(lm_head(rms(x)), targets)
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -68,7 +69,10 @@ class LlamaModel {
   //
   // Mixture of experts (cfg.moe_experts > 0): the MoE layers' MLPs are models/moe.h blocks; with
   // an expert-parallel group `ep` (null: off) this rank holds only its experts (E/ep of each
-  // layer, the table naming only those) and routes its tokens with the other ep ranks.
+  // layer, the table naming only those) and routes its tokens with the other ep ranks. Under tp
+  // the MoE blocks are not split: router and experts are replicated over the tp ranks, each of
+  // which runs the whole block on the (replicated) tokens, so its output and input gradient need
+  // no tp sum and the expert gradients come out identical on every tp rank, like the norms'.
   LlamaModel(const LlamaConfig& cfg, int attn_block_q = 64, int attn_block_k = 64, Communicator* tp = nullptr,
              Communicator* ep = nullptr);
 
@@ -83,7 +87,20 @@ class LlamaModel {
   // of every row (with their global positions, see dist/zigzag.h), attention runs through `cp`,
   // and forward returns the mean loss over all cp ranks' targets. Gradients are then this rank's
   // partial sums; summing them over the cp ranks gives the full sequence's gradient.
-  void set_context_parallel(ContextAttention* cp) { cp_ = cp; }
+  // MoE layers then take their batch statistics over the cp group too (models/moe.h).
+  void set_context_parallel(ContextAttention* cp);
+  // Blockwise parallel transformer (0: off, the default): the dense MLPs (norm, gate/up, SwiGLU,
+  // down) and the final norm, LM head and cross-entropy run over blocks of `rows` of the B*T local
+  // tokens, and backward recomputes each block's intermediates from the saved block input instead
+  // of keeping them, so their memory grows with the block, not with the sequence. Costs one more
+  // forward of those parts. Every row's arithmetic is the unblocked model's, except that a weight
+  // gradient adds ceil(B*T / rows) block products instead of one GEMM over all rows: only the
+  // float summation order differs, an error of order (blocks) * 2^-24 of the summed magnitudes
+  // (measured: 6.2e-7 of a tensor's largest gradient at most, models_bpt_test). MoE layers run
+  // unblocked. UserError when rows < 0.
+  void set_bpt_block(int rows);
+  // Bytes of saved activations and backward scratch a forward of [B, T] tokens allocates.
+  size_t activation_bytes(int B, int T) const;
   // Called during backward with an offset once the gradients at [offset, total) are final: after
   // the final norm and LM head, after each layer (last to first), after the embedding (offset 0).
   // Lets data parallelism reduce gradient buckets while the rest of the backward pass runs.
@@ -98,7 +115,8 @@ class LlamaModel {
   Tensor& grad_buffer() { return grads_; }
   float* param(const std::string& name) { return params_.data<float>() + table_.at(name).offset; }
   float* grad(const std::string& name) { return grads_.data<float>() + table_.at(name).offset; }
-  const float* logits() const { return acts_.logits; }  // [B*T, V/tp] of the last forward
+  // [B*T, V/tp] of the last forward; null under BPT, which keeps only a block of them.
+  const float* logits() const { return bpt_rows_ > 0 ? nullptr : acts_.logits; }
   const ModelWeights& weights() const { return w_; }  // views into param_buffer(), for inference
   // The last forward's MoE terms summed over layers (0 for a dense model): the weighted aux and
   // z losses that backward adds to the objective (times loss_scale, like the LM loss), the aux
@@ -122,29 +140,54 @@ class LlamaModel {
   Tensor rope_cos_, rope_sin_;  // [max_seq, D/2]
 
   // Saved activations (per layer l, N = B*T rows) and backward scratch, all views into one buffer.
+  // R is the MLP/loss block: N without BPT, the block's rows with it (see set_bpt_block).
+  struct MlpActs {
+    float *ln2, *rstd2;    // (R, C), (R)
+    float *gate, *up, *h;  // (R, F) each; h = silu(gate) * up
+  };
   struct LayerActs {
     float *resid;          // (N, C) the layer's input residual stream
     float *ln1, *rstd1;    // (N, C), (N)
     float *q, *k, *v;      // (N, H*D), (N, KH*D), (N, KH*D); q and k after RoPE
     float *att, *lse;      // (N, H*D), (B, H, T)
     float *resid_mid;      // (N, C) after the attention residual add
-    float *ln2, *rstd2;    // (N, C), (N)
-    float *gate, *up, *h;  // (N, F) each; h = silu(gate) * up
+    MlpActs mlp;           // R = N, saved; under BPT only an MoE layer's ln2/rstd2 (the rest in mlp_block)
   };
   struct Activations {
     std::vector<LayerActs> layers;
-    float *resid_out, *lnf, *rstdf;  // (N, C), (N, C), (N)
-    float *logits, *lse, *losses;    // (N, V), (N), (N)
+    MlpActs mlp_block;               // under BPT: the one block every dense layer recomputes into
+    float *resid_out, *lnf, *rstdf;  // (N, C), (R, C), (R)
+    float *logits, *lse, *losses;    // (R, V), (N), (N)
     // backward scratch
-    float *dresid, *dln, *dq, *dk, *dv, *dq_pre, *dk_pre, *datt, *dgate, *dup, *dh, *dlogits;
+    float *dresid, *dln, *dq, *dk, *dv, *dq_pre, *dk_pre, *datt;  // N rows
+    float *dgate, *dup, *dh, *dlogits;                            // R rows
   };
+  // Carves the activations of [B, T] tokens out of `base` (null: only counts); returns the floats used.
+  size_t carve_activations(Activations& a, float* base, int B, int T) const;
+  // Rows per MLP/loss block for N tokens: all N when BPT is off.
+  int block_rows(int N) const { return bpt_rows_ > 0 ? std::min(bpt_rows_, N) : N; }
+  // Where layer `l`'s dense MLP keeps a block's intermediates: its own rows, or the BPT block.
+  MlpActs& mlp_acts(int l) { return bpt_rows_ > 0 ? acts_.mlp_block : acts_.layers[l].mlp; }
+  // m = norm, gate, up and h of R rows x; down_proj is the caller's.
+  void mlp_hidden_forward(MlpActs& m, const float* x, const LayerWeights& w, int R);
+  // Adds the dense MLP's gradients of R rows, whose residual gradient is dresid (updated in place).
+  void mlp_backward(float* dresid, const float* resid_mid, MlpActs& m, const LayerWeights& w,
+                    const LayerWeights& g, int R);
+  // Final norm and LM head of rows [r0, r0 + R) into lnf, rstdf and logits (a block's rows under BPT).
+  void head_logits_forward(int r0, int R);
+  // Adds the gradients of those rows' cross-entropy (dloss per counted target) through the LM head
+  // and final norm into dresid and the weights; under BPT it first recomputes their logits.
+  void head_backward(int r0, int R, float dloss);
+
   Tensor act_buffer_;
   Activations acts_{};
   std::vector<int32_t> tokens_, targets_, pos_;
   int B_ = 0, T_ = 0;
   float count_ = 0;  // targets counted in the last forward's mean (on all cp ranks)
   ContextAttention* cp_ = nullptr;
+  int bpt_rows_ = 0;  // 0: BPT off
   std::vector<std::unique_ptr<MoeLayer>> moe_;  // per layer, null for a dense one
+  Communicator* ep_ = nullptr;                  // null when ep is off
   std::vector<size_t> skipped_at_;  // table positions before which another rank's expert tensor sits
 };
 

@@ -15,8 +15,12 @@ LlamaInference::LlamaInference(LlamaModel& model, int capacity, int attn_block)
   const LlamaConfig& cfg = model.config();
   RW_USER_CHECK(capacity >= 1 && capacity <= cfg.max_seq,
                 "an inference context of %d tokens does not fit the model's max_seq %d", capacity, cfg.max_seq);
+  // Inference drops no token: an expert may take every token (capacity factor E gives k slots per
+  // token and expert, where one would do).
+  const MoeConfig unlimited{cfg.d_model, cfg.ffn_dim, cfg.moe_experts, cfg.moe_top_k,
+                            static_cast<float>(cfg.moe_experts)};
   for (int l = 0; l < cfg.n_layers; ++l)
-    RW_USER_CHECK(!cfg.is_moe_layer(l), "inference runs dense models only, and layer %d is a mixture of experts", l);
+    moe_.push_back(cfg.is_moe_layer(l) ? std::make_unique<MoeLayer>(unlimited) : nullptr);
   const int64_t D = cfg.head_dim(), KVD = static_cast<int64_t>(cfg.n_kv_heads) * D;
   k_cache_ = Tensor::zeros({cfg.n_layers, capacity, KVD});
   v_cache_ = Tensor::zeros({cfg.n_layers, capacity, KVD});
@@ -41,6 +45,7 @@ void LlamaInference::ensure_scratch(int n) {
   gate_ = Tensor::empty({N, cfg.ffn_dim});
   up_ = Tensor::empty({N, cfg.ffn_dim});
   h_ = Tensor::empty({N, cfg.ffn_dim});
+  moe_out_ = Tensor::empty({N, C});
   logits_ = Tensor::empty({N, cfg.vocab_size});
   pos_.resize(n);
   scratch_n_ = n;
@@ -82,6 +87,11 @@ const float* LlamaInference::append(const int32_t* tokens, int n, bool every_pos
     add_forward(x, x, ln, NC);
 
     rmsnorm_forward(ln, rstd, x, w.mlp_norm, n, C, cfg.norm_eps);
+    if (moe_[l]) {
+      moe_[l]->forward(moe_out_.data<float>(), ln, w.moe, n);
+      add_forward(x, x, moe_out_.data<float>(), NC);
+      continue;
+    }
     linear_forward(gate, ln, w.w_gate, n, C, F);
     linear_forward(up, ln, w.w_up, n, C, F);
     swiglu_forward(h, gate, up, NF);

@@ -2,8 +2,11 @@
 // tokens per call (long prompts in blocks), and next-token choice (greedy, or temperature and
 // top-p sampling). Same layers and kernels as the training forward in models/llama.cpp, one
 // sequence at a time; attention reads the cache through cpu::attention_forward with q_offset.
+// MoE layers run models/moe.h blocks over the appended tokens with unlimited capacity (no token
+// dropped), on a model holding every expert (no ep).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/random.h"
@@ -41,7 +44,8 @@ class LlamaInference {
   Tensor k_cache_, v_cache_;  // [layers, capacity, KH, D] each, keys after RoPE
   Tensor rope_cos_, rope_sin_;
   int scratch_n_ = 0;
-  Tensor x_, ln_, rstd_, q_, qr_, k_, att_, lse_, gate_, up_, h_, logits_;
+  Tensor x_, ln_, rstd_, q_, qr_, k_, att_, lse_, gate_, up_, h_, moe_out_, logits_;
+  std::vector<std::unique_ptr<MoeLayer>> moe_;  // per layer, null for a dense one
   std::vector<int32_t> pos_;
 };
 

@@ -28,6 +28,8 @@ MoeLayer::MoeLayer(const MoeConfig& cfg, Communicator* ep) : cfg_(cfg), ep_(ep) 
                 ep_size_);
 }
 
+void MoeLayer::set_context_parallel(Communicator* cp) { cp_ = cp && cp->size() > 1 ? cp : nullptr; }
+
 void MoeLayer::exchange(const std::vector<float>& send, const std::vector<int>& send_rows, std::vector<float>& recv,
                         const std::vector<int>& recv_rows) {
   const int C = cfg_.d_model;
@@ -100,8 +102,7 @@ void MoeLayer::forward(float* out, const float* inp, const MoeWeights& w, int N)
   } else {
     all_counts = counts;
   }
-  tokens_ = sums[E + 1];
-  const int cap = static_cast<int>(std::ceil(static_cast<double>(cfg_.capacity_factor) * tokens_ * K / E));
+  const int cap = static_cast<int>(std::ceil(static_cast<double>(cfg_.capacity_factor) * sums[E + 1] * K / E));
   stats_ = MoeStats{};
   stats_.capacity = cap;
   stats_.load.assign(E, 0);
@@ -117,8 +118,19 @@ void MoeLayer::forward(float* out, const float* inp, const MoeWeights& w, int N)
     }
     stats_.load[e] = before;
     stats_.dropped += std::max<long long>(0, before - cap);
-    stats_.aux_loss += E * (before / (tokens_ * K)) * (sums[e] / tokens_);
   }
+  // The statistics of the whole sequences: [sums (E + 2), load (E), dropped] over the cp group.
+  if (cp_) {
+    std::vector<double> totals(sums);
+    totals.insert(totals.end(), stats_.load.begin(), stats_.load.end());
+    totals.push_back(static_cast<double>(stats_.dropped));
+    cp_->allreduce(totals.data(), totals.size());
+    std::copy_n(totals.begin(), E + 2, sums.begin());
+    for (int e = 0; e < E; ++e) stats_.load[e] = static_cast<long long>(totals[E + 2 + e]);
+    stats_.dropped = static_cast<long long>(totals.back());
+  }
+  tokens_ = sums[E + 1];
+  for (int e = 0; e < E; ++e) stats_.aux_loss += E * (stats_.load[e] / (tokens_ * K)) * (sums[e] / tokens_);
   stats_.z_loss = sums[E] / tokens_;
 
   // Dispatch rows, ordered by expert (so by destination rank), each expert's in token order.

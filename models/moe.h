@@ -23,7 +23,15 @@
 // allgathered (an assignment's slot at expert e counts the earlier ranks' assignments to e), and
 // the router statistics allreduced. Token rows travel to their experts' ranks and back with
 // alltoallv. Gradients: an expert's are complete on its owner rank; the router's (and the input's)
-// are this rank's share, which summed over the ep ranks gives the group's gradient.
+// are this rank's share, which summed over the ep ranks (and cp ranks, below) gives the group's.
+//
+// Context parallelism: with a cp communicator (set_context_parallel) the rank's tokens are its part
+// of every sequence. Routing is per token, so only the batch statistics change: the load (f_e), the
+// mean probabilities (pbar_e), the z-loss and the dropped count are those of the whole sequences,
+// summed over the cp ranks (and the ep group), so the aux losses equal one process's. Capacity
+// stays per rank: each cp rank's ep group fills ceil(capacity_factor * its tokens * k / E) slots
+// per expert with its own tokens, as a dp rank does with its rows; with no drops the block equals
+// one process on the whole sequences, with drops it equals one process per cp part.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -57,24 +65,26 @@ struct MoeWeights {
   std::vector<ExpertWeights> experts;  // this rank's E / P experts, in expert order
 };
 
-// What the last forward measured over the ep group's tokens.
+// What the last forward measured over the tokens of the ep group (and cp group, see above).
 struct MoeStats {
   double aux_loss = 0;  // E * sum f_e pbar_e (1 when perfectly balanced)
   double z_loss = 0;
   long long dropped = 0;        // assignments over capacity
   std::vector<long long> load;  // (E) assignments routed to each expert, before capacity
-  int capacity = 0;
+  int capacity = 0;             // slots per expert of this rank's ep group
 };
 
 class MoeLayer {
  public:
   // ep: the expert-parallel group (null: one process holding every expert). E % P must be 0.
   explicit MoeLayer(const MoeConfig& cfg, Communicator* ep = nullptr);
+  // The cp group whose ranks hold the other parts of the sequences (null: off, the default).
+  void set_context_parallel(Communicator* cp);
 
   // out (N, C) = the block's output for inp (N, C); inp is copied for the backward pass.
   void forward(float* out, const float* inp, const MoeWeights& w, int N);
   // The weighted aux terms aux_coef * aux_loss + z_coef * z_loss of the last forward (the same on
-  // every ep rank): what the block adds to the training objective.
+  // every ep and cp rank): what the block adds to the training objective.
   double aux_objective() const { return cfg_.aux_coef * stats_.aux_loss + cfg_.z_coef * stats_.z_loss; }
   // Accumulates into dinp and grads the gradient of sum(dout * out) + aux_scale * aux_objective()
   // (core/ops.h convention). Collective over the ep group, as forward is.
@@ -85,7 +95,6 @@ class MoeLayer {
   const MoeConfig& config() const { return cfg_; }
   int local_experts() const { return cfg_.n_experts / ep_size_; }
   int first_expert() const { return ep_rank_ * local_experts(); }
-  int ep_size() const { return ep_size_; }
 
  private:
   // Sends rows (row counts per destination rank) and receives the peers' rows.
@@ -94,12 +103,13 @@ class MoeLayer {
 
   MoeConfig cfg_;
   Communicator* ep_;
+  Communicator* cp_ = nullptr;
   int ep_rank_ = 0, ep_size_ = 1;
   MoeStats stats_;
 
   // Saved by forward for backward.
   int N_ = 0;
-  double tokens_ = 0;                 // over the ep group
+  double tokens_ = 0;                 // over the ep and cp groups
   std::vector<float> inp_;            // (N, C)
   std::vector<float> probs_, lse_;    // (N, E), (N)
   std::vector<int> choice_;           // (N, K) chosen experts

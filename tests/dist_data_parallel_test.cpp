@@ -15,6 +15,7 @@
 #include "core/random.h"
 #include "dist/communicator.h"
 #include "dist/data_parallel.h"
+#include "dist/mpi_runtime.h"
 #include "models/adamw.h"
 #include "models/llama.h"
 #include "tests/dist_model_test_support.h"
@@ -22,10 +23,7 @@
 namespace rw {
 namespace {
 
-using test::Batch;
-using test::global_batch;
 using test::hyper;
-using test::kRows;
 using test::kSeq;
 
 // The tiny preset with the 64-token vocabulary of global_batch().
@@ -36,34 +34,10 @@ LlamaConfig tiny_model() {
   return c;
 }
 
-int counted(const int32_t* targets, int n) {
-  return static_cast<int>(std::count_if(targets, targets + n, [](int32_t t) { return t >= 0; }));
-}
-
-// One data-parallel rank: its rows of the batch, loss scaled by its share of the global count.
-struct Rank {
-  std::unique_ptr<Communicator> comm = make_mpi_world();
-  LlamaModel model{tiny_model()};
-  DataParallel dp;
-  int rows = kRows / comm->size();
-  Rank(const DataParallelOptions& opts)
-      : dp(*comm, model.params(), model.param_buffer(), model.grad_buffer(), hyper(), opts) {
-    model.init_weights(11);
-  }
-  // Returns the global mean loss and leaves the summed gradients; *norm gets the global norm.
-  float forward_backward(const Batch& b, float* norm) {
-    const int first = comm->rank() * rows * kSeq, n = rows * kSeq;
-    const double mine = counted(b.targets.data() + first, n);
-    double total = mine;
-    comm->allreduce(&total, 1);
-    model.zero_grad();
-    const float loss = model.forward(b.tokens.data() + first, b.targets.data() + first, rows, kSeq);
-    model.backward(static_cast<float>(mine / total), [this](size_t offset) { dp.grads_final_from(offset); });
-    *norm = dp.reduce_grads();
-    double weighted = loss * mine / total;
-    comm->allreduce(&weighted, 1);
-    return static_cast<float>(weighted);
-  }
+// One data-parallel rank of as many as the world holds: its rows of the batch.
+struct Rank : test::GridRank {
+  explicit Rank(const DataParallelOptions& opts)
+      : test::GridRank(tiny_model(), GridSizes{world_size(), 1, 1, 1}, opts) {}
 };
 
 // The single-process reference on the whole global batch.
@@ -90,13 +64,7 @@ TEST_P(DataParallelEquivalence, LossAndEveryGradientMatchOneProcess) {
   // Buckets of 2 KB: many per layer, so that bucket edges cut across tensors.
   Rank rank(DataParallelOptions{2048, GetParam()});
   Reference ref;
-  const Batch b = global_batch(0);
-  float norm = 0;
-  const float loss = rank.forward_backward(b, &norm);
-  const float ref_loss = ref.forward_backward(b);
-  EXPECT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss));
-  const float ref_norm = ref.grad_norm();
-  EXPECT_NEAR(norm, ref_norm, 1e-4 * ref_norm);
+  test::expect_first_step_matches(rank, ref, 1e-4);
   // ZeRO-1 leaves only this rank's shard reduced in the full buffer, so compare the plain mode.
   if (!GetParam()) expect_same_gradients(rank.model, ref.model);
 }

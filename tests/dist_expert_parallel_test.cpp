@@ -21,20 +21,14 @@
 #include "dist/expert_parallel.h"
 #include "models/llama.h"
 #include "models/moe.h"
+#include "tests/dist_model_test_support.h"
 
 namespace rw {
 namespace {
 
 constexpr double kTol = 1e-5;
 
-double normwise_error(const float* got, const float* want, size_t n) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-  }
-  return scale > 0 ? err / scale : err;
-}
+using test::relative_error;  // normwise: max |diff| / max |reference|
 
 std::vector<float> random_values(size_t n, float scale, uint64_t seed) {
   Rng rng(seed);
@@ -67,9 +61,8 @@ MoeWeights bind(const ParamTable& t, int first, int count, float* base) {
   return w;
 }
 
-void check_against_one_process(float capacity_factor) {
-  std::unique_ptr<Communicator> world = make_mpi_world();
-  const int P = world->size(), r = world->rank(), N = 10;
+// 8 features, 4 experts of width 6, top-2, aux and z coefficients large enough to count.
+MoeConfig small_block(float capacity_factor) {
   MoeConfig cfg;
   cfg.d_model = 8;
   cfg.ffn_dim = 6;
@@ -78,6 +71,13 @@ void check_against_one_process(float capacity_factor) {
   cfg.capacity_factor = capacity_factor;
   cfg.aux_coef = 0.3f;
   cfg.z_coef = 0.2f;
+  return cfg;
+}
+
+void check_against_one_process(float capacity_factor) {
+  std::unique_ptr<Communicator> world = make_mpi_world();
+  const int P = world->size(), r = world->rank(), N = 10;
+  const MoeConfig cfg = small_block(capacity_factor);
   const int C = cfg.d_model, E = cfg.n_experts;
 
   // The reference: one process, every expert, all P * N tokens.
@@ -106,10 +106,10 @@ void check_against_one_process(float capacity_factor) {
   ep.backward(dx.data(), bind(local, shard.first, shard.count, lg.data()), &dout[mine], w);
   allreduce_replicated_grads(*world, local, lg.data());
 
-  EXPECT_LT(normwise_error(y.data(), &y_ref[mine], rows), kTol) << "output, rank " << r;
-  EXPECT_LT(normwise_error(dx.data(), &dx_ref[mine], rows), kTol) << "input gradient, rank " << r;
+  EXPECT_LT(relative_error(y.data(), &y_ref[mine], rows), kTol) << "output, rank " << r;
+  EXPECT_LT(relative_error(dx.data(), &dx_ref[mine], rows), kTol) << "input gradient, rank " << r;
   for (const ParamInfo& p : local.entries())
-    EXPECT_LT(normwise_error(&lg[p.offset], &g_ref[full.at(p.name).offset], p.numel()), kTol)
+    EXPECT_LT(relative_error(&lg[p.offset], &g_ref[full.at(p.name).offset], p.numel()), kTol)
         << p.name << ", rank " << r;
   EXPECT_EQ(ep.stats().load, single.stats().load);
   EXPECT_EQ(ep.stats().dropped, single.stats().dropped);
@@ -125,6 +125,38 @@ void check_against_one_process(float capacity_factor) {
 TEST(ExpertParallel, MatchesOneProcessWithCapacityDrops) { check_against_one_process(0.5f); }
 
 TEST(ExpertParallel, MatchesOneProcessWithoutDrops) { check_against_one_process(4.0f); }
+
+// Context parallelism: every rank holds its own part of the tokens and all the experts. Capacity
+// is per rank, so the output and the drops are those of one process on the rank's tokens alone;
+// the load and the aux and z losses are those of one process on all the tokens.
+TEST(ExpertParallel, ContextParallelStatisticsCoverEveryRank) {
+  std::unique_ptr<Communicator> world = make_mpi_world();
+  const int P = world->size(), r = world->rank(), N = 10;
+  const MoeConfig cfg = small_block(0.5f);
+  const int C = cfg.d_model, E = cfg.n_experts;
+  const ParamTable table = moe_table(cfg, 0, E);
+  std::vector<float> params = random_values(table.total(), 0.5f, 7);
+  const MoeWeights w = bind(table, 0, E, params.data());
+  std::vector<float> x = random_values(static_cast<size_t>(P) * N * C, 1.0f, 8);
+  const size_t rows = static_cast<size_t>(N) * C, mine = r * rows;
+
+  std::vector<float> y_all(x.size()), y_alone(rows), y(rows);
+  MoeLayer all(cfg), alone(cfg), part(cfg);
+  all.forward(y_all.data(), x.data(), w, P * N);
+  alone.forward(y_alone.data(), &x[mine], w, N);
+  part.set_context_parallel(world.get());
+  part.forward(y.data(), &x[mine], w, N);
+
+  EXPECT_LT(relative_error(y.data(), y_alone.data(), rows), 1e-6) << "rank " << r;
+  EXPECT_EQ(part.stats().capacity, alone.stats().capacity);
+  double dropped = static_cast<double>(alone.stats().dropped);
+  world->allreduce(&dropped, 1);
+  EXPECT_EQ(part.stats().dropped, static_cast<long long>(dropped));
+  EXPECT_GT(dropped, 0) << "the case must exercise capacity drops";
+  EXPECT_EQ(part.stats().load, all.stats().load);
+  EXPECT_NEAR(part.stats().aux_loss, all.stats().aux_loss, 1e-6);
+  EXPECT_NEAR(part.stats().z_loss, all.stats().z_loss, 1e-6 * (1 + all.stats().z_loss));
+}
 
 TEST(ExpertParallel, ShardsExpertsEvenly) {
   EXPECT_EQ(expert_shard(8, 4, 3).first, 6);
@@ -160,7 +192,7 @@ TEST(ExpertParallel, ModelMatchesOneProcessOnTheGlobalBatch) {
   LlamaModel ep(cfg, 64, 64, nullptr, world.get());
   ep.init_weights(5);
   for (const ParamInfo& p : ep.params().entries())
-    ASSERT_EQ(normwise_error(ep.param(p.name), single.param(p.name), p.numel()), 0) << "initial " << p.name;
+    ASSERT_EQ(relative_error(ep.param(p.name), single.param(p.name), p.numel()), 0) << "initial " << p.name;
   const size_t mine = static_cast<size_t>(r) * B * T;
   double loss = ep.forward(&tokens[mine], &targets[mine], B, T) / static_cast<double>(P);
   world->allreduce(&loss, 1);
@@ -171,7 +203,7 @@ TEST(ExpertParallel, ModelMatchesOneProcessOnTheGlobalBatch) {
   EXPECT_NEAR(ep.moe_aux_objective(), single.moe_aux_objective(), 1e-6);
   EXPECT_EQ(ep.moe_dropped(), single.moe_dropped());
   for (const ParamInfo& p : ep.params().entries())
-    EXPECT_LT(normwise_error(ep.grad(p.name), single.grad(p.name), p.numel()), kTol) << p.name << ", rank " << r;
+    EXPECT_LT(relative_error(ep.grad(p.name), single.grad(p.name), p.numel()), kTol) << p.name << ", rank " << r;
 }
 
 }  // namespace

@@ -32,20 +32,10 @@
 namespace rw {
 namespace {
 
-using test::Batch;
-using test::global_batch;
 using test::hyper;
-using test::kRows;
 using test::kSeq;
 
-double relative_error(const float* got, const float* want, size_t n) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-  }
-  return scale > 0 ? err / scale : err;
-}
+using test::relative_error;
 
 std::vector<float> random_values(size_t n, uint64_t stream) {
   Rng rng(3, stream);
@@ -168,51 +158,10 @@ struct GridCase {
 };
 void PrintTo(const GridCase& c, std::ostream* os) { *os << c.name; }
 
-// One rank of the grid: its dp rows of the batch, its zigzag part of them under cp, its tp shards.
-struct GridRank {
-  ProcessGrid grid;
-  LlamaModel model;
-  DataParallel dp;
-  RingAttention ring;
+// One rank of the case's grid.
+struct GridRank : test::GridRank {
   explicit GridRank(const GridCase& c)
-      : grid(make_mpi_world(), GridSizes{c.dp, c.tp, c.cp, 1}),
-        model(tp_model(), 4, 4, &grid.tp()),
-        dp(grid.dp(), model.params(), model.param_buffer(), model.grad_buffer(), hyper(),
-           DataParallelOptions{4096, c.zero1}, &grid.tp()),
-        ring(grid.cp()) {
-    model.init_weights(11);
-    if (c.cp > 1) model.set_context_parallel(&ring);
-  }
-  // The global mean loss; leaves the reduced gradients and puts the global norm in *norm.
-  float forward_backward(const Batch& b, float* norm) {
-    const int P = grid.sizes().cp, rows = kRows / grid.sizes().dp, n = rows * kSeq;
-    const int first = grid.coord().dp * n;
-    const auto counted = [](const int32_t* t, int k) { return double(std::count_if(t, t + k, [](int32_t x) { return x >= 0; })); };
-    const double mine = counted(b.targets.data() + first, n);
-    double total = mine;
-    grid.dp().allreduce(&total, 1);
-    std::vector<int32_t> tokens(n / P), targets(n / P);
-    zigzag_scatter(tokens.data(), b.tokens.data() + first, rows, kSeq, 1, P, grid.coord().cp);
-    zigzag_scatter(targets.data(), b.targets.data() + first, rows, kSeq, 1, P, grid.coord().cp);
-    const std::vector<int32_t> pos = zigzag_positions(kSeq, P, grid.coord().cp);
-    model.zero_grad();
-    const float loss = model.forward(tokens.data(), targets.data(), rows, kSeq / P, pos.data());
-    LlamaModel::GradsFinalHook hook;
-    if (P == 1) hook = [this](size_t offset) { dp.grads_final_from(offset); };
-    model.backward(static_cast<float>(mine / total), hook);
-    if (P > 1) grid.cp().allreduce(model.grad_buffer().data<float>(), model.params().total());
-    *norm = dp.reduce_grads();
-    double weighted = loss * mine / total;
-    grid.dp().allreduce(&weighted, 1);
-    return static_cast<float>(weighted);
-  }
-  // Parameter or gradient `p` gathered from the tp ranks at its logical shape.
-  std::vector<float> logical(const ParamInfo& p, const float* buffer) {
-    std::vector<float> shards(p.numel() * grid.tp().size()), full(p.logical_numel());
-    grid.tp().allgather(buffer + p.offset, shards.data(), p.numel());
-    assemble_shards(p, shards.data(), full.data());
-    return full;
-  }
+      : test::GridRank(tp_model(), GridSizes{c.dp, c.tp, c.cp, 1}, DataParallelOptions{4096, c.zero1}, 4) {}
 };
 
 // The single-process reference on the whole global batch.
@@ -231,13 +180,7 @@ class TensorParallelModel : public testing::TestWithParam<GridCase> {
 TEST_P(TensorParallelModel, LossGradientsAndNormMatchOneProcess) {
   GridRank rank(GetParam());
   Reference ref;
-  const Batch b = global_batch(0);
-  float norm = 0;
-  const float loss = rank.forward_backward(b, &norm);
-  const float ref_loss = ref.forward_backward(b);
-  EXPECT_NEAR(loss, ref_loss, 1e-5 * std::fabs(ref_loss));
-  const float ref_norm = ref.grad_norm();
-  EXPECT_NEAR(norm, ref_norm, 1e-5 * ref_norm);
+  test::expect_first_step_matches(rank, ref, 1e-5);
   // ZeRO-1 leaves only this rank's shard reduced in the full buffer, so compare the plain mode.
   if (GetParam().zero1) return;
   Communicator& tp = rank.grid.tp();

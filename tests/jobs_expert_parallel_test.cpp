@@ -1,7 +1,8 @@
 // `ringwise train --ep 2` (MoE experts sharded over two ranks) under mpirun against the plain
 // single-process run of the same global batch, through the binary: rank 0's metrics (loss, gradient
 // norm, aux loss, dropped assignments) must follow the single process's for 10 steps (relative
-// 1e-5: only the order of float sums differs), and the checkpoint must hold every expert.
+// 1e-5: only the order of float sums differs), and the checkpoint must hold every expert. The same
+// for MoE with --cp 2 and with --tp 2 --ep 2, and a resume from the latter.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -19,10 +20,12 @@ using test::RunResult;
 
 class ExpertParallelTraining : public test::MpiTrainingTest {
  protected:
-  // Ten steps of a tiny MoE model (4 experts, top-2, capacity drops) on `rows` sequences per rank.
-  std::string train(int rows, const std::string& run_dir, const std::string& extra = "") const {
+  // Ten steps of a tiny MoE model (4 experts, top-2, capacity drops at the default `capacity`) on
+  // `rows` sequences per rank.
+  std::string train(int rows, const std::string& run_dir, const std::string& extra = "",
+                    const std::string& capacity = "1.0") const {
     return std::string(RINGWISE_BINARY) + " train --preset tiny --data " + path("corpus.txt") +
-           " --moe-experts 4 --moe-capacity-factor 1.0 --moe-aux-coef 0.1 --steps 10 --warmup-steps 2" +
+           " --moe-experts 4 --moe-capacity-factor " + capacity + " --moe-aux-coef 0.1 --steps 10 --warmup-steps 2" +
            " --seq-len 32 --threads 1 --batch-size " + std::to_string(rows) + " --run-dir " + path(run_dir) + " " +
            extra;
   }
@@ -57,6 +60,26 @@ TEST_F(ExpertParallelTraining, TwoRanksFollowTheSingleProcessCurve) {
                                         path("ep2/checkpoints/step_00000010.h5"));
   EXPECT_EQ(inspect.exit_code, 0) << inspect.out;
   EXPECT_NE(inspect.out.find("model.layers.1.mlp.experts.3.down_proj.weight"), std::string::npos) << inspect.out;
+}
+
+// MoE under cp (at a capacity that drops nothing, since cp fills capacity per rank) and under
+// tp x ep follows the single process; a checkpoint of tp2 x ep2 resumes in one process on the
+// same curve (every tp shard and every ep rank's experts gathered).
+TEST_F(ExpertParallelTraining, ContextAndTensorParallelFollowTheSingleProcessCurve) {
+  const RunResult single = run_command(train(4, "single", "", "4"));
+  ASSERT_EQ(single.exit_code, 0) << single.out;
+  const auto expected = metrics_curve(path("single/metrics.jsonl"));
+  ASSERT_EQ(expected.size(), 10u);
+  const RunResult cp2 = run_command(mpirun(2) + train(4, "cp2", "--cp 2", "4"));
+  ASSERT_EQ(cp2.exit_code, 0) << cp2.out;
+  expect_same_curve("cp2", expected);
+  const RunResult tp2ep2 = run_command(mpirun(4) + train(2, "tp2ep2", "--tp 2 --ep 2 --save-every 5", "4"));
+  ASSERT_EQ(tp2ep2.exit_code, 0) << tp2ep2.out;
+  expect_same_curve("tp2ep2", expected);
+  const RunResult resumed = run_command(
+      train(4, "tp2ep2_to_single", "--resume " + path("tp2ep2/checkpoints/step_00000005.h5"), "4"));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.out;
+  expect_same_tail("tp2ep2_to_single", expected, 5);
 }
 
 TEST_F(ExpertParallelTraining, BadExpertGridsAreOneClearError) {

@@ -1,7 +1,7 @@
 // A checkpoint holds logical tensors (the ZeRO-1 moments gathered before saving), so a run may
-// resume on another layout of ranks: saved at step 5 by dp2 x cp2, resumed by one process and by
-// cp2; saved by dp2 with ZeRO-1, resumed by one process; saved by one process, resumed by dp2 with
-// ZeRO-1. Every resumed run's losses for steps 6..10 must follow one uninterrupted single-process
+// resume on another layout of ranks: saved at step 5 by dp2 x cp2, resumed by one process, by
+// cp2 and by tp2; saved by dp2 with ZeRO-1, resumed by one process; saved by one process,
+// resumed by dp2 with ZeRO-1. Every resumed run's losses for steps 6..10 must follow one uninterrupted single-process
 // run to step 10 (relative 1e-5: the layouts differ only in the order of float sums), which also
 // checks that the step counts, the schedule and the batches carried over.
 #include <gtest/gtest.h>
@@ -68,6 +68,9 @@ TEST_F(ReshardedResume, FollowsTheUninterruptedRun) {
   const RunResult to_cp2 = run_command(mpirun(2) + train(1, "dp2cp2_to_cp2", "--cp 2 --resume " + step5("dp2cp2")));
   ASSERT_EQ(to_cp2.exit_code, 0) << to_cp2.out;
   expect_follows("dp2cp2_to_cp2", expected);
+  const RunResult to_tp2 = run_command(mpirun(2) + train(1, "dp2cp2_to_tp2", "--tp 2 --resume " + step5("dp2cp2")));
+  ASSERT_EQ(to_tp2.exit_code, 0) << to_tp2.out;
+  expect_follows("dp2cp2_to_tp2", expected);
 
   const RunResult zero = run_command(mpirun(2) + train(2, "zero", "--zero 1"));
   ASSERT_EQ(zero.exit_code, 0) << zero.out;

@@ -14,8 +14,9 @@ namespace rw {
 namespace {
 
 // GQA (4 query heads over 2 kv heads), untied, weights scaled up so the logits are far apart and
-// greedy choices are not decided by rounding.
-LlamaModel make_model(bool tied = false) {
+// greedy choices are not decided by rounding. With `experts`, layer 1 is a mixture of experts
+// (top-2) whose capacity drops nothing in the training forward either.
+LlamaModel make_model(bool tied = false, int experts = 0) {
   LlamaConfig cfg;
   cfg.vocab_size = 40;
   cfg.d_model = 32;
@@ -25,6 +26,9 @@ LlamaModel make_model(bool tied = false) {
   cfg.ffn_dim = 48;
   cfg.max_seq = 64;
   cfg.tied_embeddings = tied;
+  cfg.moe_experts = experts;
+  cfg.moe_every = 2;
+  cfg.moe_capacity_factor = 4.0f;
   LlamaModel model(cfg, 8, 8);
   model.init_weights(7);
   Tensor& p = model.param_buffer();
@@ -46,11 +50,12 @@ std::vector<float> full_logits(LlamaModel& model, const std::vector<int32_t>& to
   return std::vector<float>(model.logits(), model.logits() + static_cast<size_t>(T) * V);
 }
 
-void expect_cached_logits_match(bool tied) {
-  LlamaModel model = make_model(tied);
+void expect_cached_logits_match(bool tied, int experts = 0) {
+  LlamaModel model = make_model(tied, experts);
   const int V = model.config().vocab_size, T = 30;
   const std::vector<int32_t> tokens = some_tokens(T, V);
   const std::vector<float> expected = full_logits(model, tokens);
+  ASSERT_EQ(model.moe_dropped(), 0);
   float scale = 0;
   for (float v : expected) scale = std::max(scale, std::fabs(v));
 
@@ -72,6 +77,7 @@ void expect_cached_logits_match(bool tied) {
 
 TEST(LlamaInference, CachedLogitsEqualFullRecomputation) { expect_cached_logits_match(false); }
 TEST(LlamaInference, CachedLogitsEqualFullRecomputationTied) { expect_cached_logits_match(true); }
+TEST(LlamaInference, CachedLogitsEqualFullRecomputationMoe) { expect_cached_logits_match(false, 4); }
 
 TEST(LlamaInference, GreedyDecodingEqualsRecomputingEveryStep) {
   LlamaModel model = make_model();

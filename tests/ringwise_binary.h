@@ -94,6 +94,19 @@ class MpiTrainingTest : public TempDirTest {
       EXPECT_NEAR(got[i].second, expected[i].second, 1e-5 * expected[i].second) << run_dir << " step " << i + 1;
     }
   }
+
+  // The last `n` points of `run_dir`'s curve follow the last `n` of `expected` (a resumed run).
+  void expect_same_tail(const std::string& run_dir, const std::vector<std::pair<double, double>>& expected,
+                        size_t n) const {
+    const auto got = metrics_curve(path(run_dir + "/metrics.jsonl"));
+    ASSERT_GE(got.size(), n) << run_dir;
+    for (size_t i = 1; i <= n; ++i) {
+      const auto& g = got[got.size() - i];
+      const auto& e = expected[expected.size() - i];
+      EXPECT_NEAR(g.first, e.first, 1e-5 * e.first) << run_dir << " point -" << i;
+      EXPECT_NEAR(g.second, e.second, 1e-5 * e.second) << run_dir << " point -" << i;
+    }
+  }
 };
 
 }  // namespace rw::test
