@@ -48,7 +48,7 @@ TEST_F(InspectTest, DescribesAndVerifiesATrainedCheckpoint) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   for (const char* text : {"step     2 (AdamW step 2)", "d-model = 32", "model.layers.1.mlp.down_proj.weight",
-                           "[32, 64]", "float32", "verified"})
+                           "[32, 64]", "float32", "verified", "checksums match"})
     EXPECT_NE(r.out.find(text), std::string::npos) << "no '" << text << "' in:\n" << r.out;
   // The tiny preset's parameter count, computed from its shape: V=256, C=32, 2 layers, 4 heads of
   // 8 with 2 KV heads, F=64, untied head.
