@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <thread>
 #include <utility>
@@ -110,14 +111,16 @@ struct Chunked {
 };
 
 // Query rows per kernel call: the pending transfers are polled between calls. Whole query tiles,
-// so the kernel tiles a slice as it would the chunk.
-int rows_per_call(const cpu::AttentionShape& s) { return 4 * s.block_q; }
+// so the kernel tiles a slice as it would the chunk; at most the chunk.
+int rows_per_call(const Chunked& C, const RingOptions& opts) {
+  RW_CHECK(opts.tiles_per_call >= 1, "%d query tiles per kernel call", opts.tiles_per_call);
+  return static_cast<int>(std::min<int64_t>(static_cast<int64_t>(opts.tiles_per_call) * C.s.block_q, C.L.len));
+}
 
-// Calls fn(b, r0, slice) for every batch row b of a chunk pair and every run of query rows
+// Calls fn(b, r0, slice) for every batch row b of a chunk pair and every run of `rows` query rows
 // [r0, r0 + slice.Tq) in it, slice being the kernel's shape for those rows.
 template <typename Fn>
-void for_each_slice(const Chunked& C, const cpu::AttentionShape& pair, Fn&& fn) {
-  const int rows = rows_per_call(pair);
+void for_each_slice(const Chunked& C, const cpu::AttentionShape& pair, int rows, Fn&& fn) {
   for (int b = 0; b < C.s.B; ++b)
     for (int r0 = 0; r0 < C.L.len; r0 += rows) {
       cpu::AttentionShape slice = pair;
@@ -162,44 +165,101 @@ class Transfer {
   std::thread waiter_;
 };
 
+// Runs a call's computation (unless RingOptions::transfers_only) and its waits, and times the steps
+// into RingOptions::times when that is set.
+class StepClock {
+ public:
+  StepClock(const RingOptions& opts, Communicator& cp)
+      : times_(opts.times), transfers_only_(opts.transfers_only), cp_(cp) {}
+  // Ends the step in progress, if any, and starts the next one once every rank has reached it.
+  void next_step() {
+    if (!times_) return;
+    close_step();
+    times_->emplace_back();
+    current_ = times_->size() - 1;
+    start_ = Clock::now();
+  }
+  // Ends the last step, once every rank has reached its end.
+  void finish() {
+    if (times_) close_step();
+  }
+  template <typename Fn>
+  void compute(Fn&& fn) {
+    if (!transfers_only_) timed(fn, &RingStepTime::compute_s);
+  }
+  template <typename Fn>
+  void wait(Fn&& fn) {
+    timed(fn, &RingStepTime::wait_s);
+  }
+  void sent(size_t floats) {
+    if (times_) (*times_)[current_].sent_bytes += static_cast<double>(floats * sizeof(float));
+  }
+
+ private:
+  void close_step() {
+    cp_.barrier();
+    if (current_ != kNone) (*times_)[current_].step_s = seconds_since(start_);
+    current_ = kNone;
+  }
+  template <typename Fn>
+  void timed(Fn& fn, double RingStepTime::*field) {
+    if (!times_) return fn();
+    const auto t0 = Clock::now();
+    fn();
+    (*times_)[current_].*field += seconds_since(t0);
+  }
+
+  static constexpr size_t kNone = static_cast<size_t>(-1);
+  RingTimes* times_;
+  bool transfers_only_;
+  Communicator& cp_;
+  size_t current_ = kNone;  // index of the step in progress (the vector may have held others before)
+  Clock::time_point start_;
+};
+
 // Begins ring step `step`: unless it is the last, this rank's K/V block starts on its way to the
 // next rank while the previous rank's arrives in kv_next. Returns the rank whose K/V block the
 // step works on.
 int start_step(int step, Communicator& cp, Floats& kv, Floats& kv_next, Transfer& kv_transfer,
-               RingProgress progress) {
+               RingProgress progress, StepClock& clock) {
   const int P = cp.size(), rank = cp.rank();
-  if (step + 1 < P)
+  if (step + 1 < P) {
     kv_transfer.start(
         cp.isendrecv(kv.data(), kv.size(), (rank + 1) % P, kv_next.data(), kv_next.size(), (rank + P - 1) % P, kKvTag),
         progress);
+    clock.sent(kv.size());
+  }
   return (rank + P - step) % P;
+}
+
+// The single-rank ring: one step of the plain kernel.
+template <typename Fn>
+void single_rank(Communicator& cp, const RingOptions& opts, Fn&& kernel) {
+  StepClock clock(opts, cp);
+  clock.next_step();
+  clock.compute(kernel);
+  clock.finish();
 }
 
 }  // namespace
 
 void ring_attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,
                             const cpu::AttentionShape& s, Communicator& cp, const RingOptions& opts) {
-  if (cp.size() == 1) {
-    const auto t0 = Clock::now();
-    cpu::attention_forward(out, lse, q, k, v, s);
-    if (opts.times) *opts.times = {seconds_since(t0), 0.0};
-    return;
-  }
+  if (cp.size() == 1) return single_rank(cp, opts, [&] { cpu::attention_forward(out, lse, q, k, v, s); });
   const int P = cp.size(), rank = cp.rank();
   const Chunked C(s, P);
   const int n = C.L.count;
   const Floats qc = C.split_q(q);
   Floats kv = C.pack_kv(k, v), kv_next(kv.size());
   Floats acc_out(n * C.q_chunk, 0.0f), acc_lse(n * C.lse_chunk, -INFINITY);
-  Floats part_out(C.q_chunk), part_lse(C.lse_chunk), slice_lse(static_cast<size_t>(s.H) * rows_per_call(s));
+  const int rows = rows_per_call(C, opts);
+  Floats part_out(C.q_chunk), part_lse(C.lse_chunk), slice_lse(static_cast<size_t>(s.H) * rows);
   const size_t row_q = static_cast<size_t>(s.H) * s.D, row_kv = static_cast<size_t>(s.KH) * s.D;
-  RingTimes t;
   Transfer kv_transfer;
-  for (int step = 0; step < P; ++step) {
-    const int src = start_step(step, cp, kv, kv_next, kv_transfer, opts.progress);
-    const auto t0 = Clock::now();
+  // One step's work: this rank's query chunks against src's K/V chunks, merged into the result.
+  const auto attend = [&](int src) {
     for_each_pair(C, rank, src, [&](int i, int j, const cpu::AttentionShape& pair) {
-      for_each_slice(C, pair, [&](int b, int r0, const cpu::AttentionShape& slice) {
+      for_each_slice(C, pair, rows, [&](int b, int r0, const cpu::AttentionShape& slice) {
         const size_t qo = (static_cast<size_t>(b) * C.L.len + r0) * row_q;  // within the chunk
         const size_t ko = j * C.kv_chunk + static_cast<size_t>(b) * C.L.len * row_kv;
         cpu::attention_forward(part_out.data() + qo, slice_lse.data(), qc.data() + i * C.q_chunk + qo,
@@ -212,46 +272,44 @@ void ring_attention_forward(float* out, float* lse, const float* q, const float*
       cpu::attention_merge(acc_out.data() + i * C.q_chunk, acc_lse.data() + i * C.lse_chunk, part_out.data(),
                            part_lse.data(), s.B, C.L.len, s.H, s.D);
     });
-    const auto t1 = Clock::now();
-    t.compute_s += std::chrono::duration<double>(t1 - t0).count();
+  };
+  StepClock clock(opts, cp);
+  for (int step = 0; step < P; ++step) {
+    clock.next_step();
+    const int src = start_step(step, cp, kv, kv_next, kv_transfer, opts.progress, clock);
+    clock.compute([&] { attend(src); });
     if (kv_transfer.active()) {
-      kv_transfer.finish();
-      t.wait_s += seconds_since(t1);
+      clock.wait([&] { kv_transfer.finish(); });
       std::swap(kv, kv_next);
     }
   }
+  clock.finish();
   join_chunks(out, acc_out.data(), s.B, n, static_cast<size_t>(C.L.len) * s.H * s.D, false);
   join_chunks(lse, acc_lse.data(), static_cast<size_t>(s.B) * s.H, n, C.L.len, false);
-  if (opts.times) *opts.times = t;
 }
 
 void ring_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                              const float* v, const float* out, const float* lse, const cpu::AttentionShape& s,
                              Communicator& cp, const RingOptions& opts) {
-  if (cp.size() == 1) {
-    const auto t0 = Clock::now();
-    cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, s);
-    if (opts.times) *opts.times = {seconds_since(t0), 0.0};
-    return;
-  }
+  if (cp.size() == 1)
+    return single_rank(cp, opts, [&] { cpu::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, s); });
   const int P = cp.size(), rank = cp.rank(), next = (rank + 1) % P, prev = (rank + P - 1) % P;
   const Chunked C(s, P);
   const int n = C.L.count;
   const Floats qc = C.split_q(q), doutc = C.split_q(dout), outc = C.split_q(out), lsec = C.split_lse(lse);
   Floats kv = C.pack_kv(k, v), kv_next(kv.size());
-  Floats dqc(n * C.q_chunk, 0.0f), slice_lse(static_cast<size_t>(s.H) * rows_per_call(s));
+  const int rows = rows_per_call(C, opts);
+  Floats dqc(n * C.q_chunk, 0.0f), slice_lse(static_cast<size_t>(s.H) * rows);
   const size_t row_q = static_cast<size_t>(s.H) * s.D, row_kv = static_cast<size_t>(s.KH) * s.D;
   // The dK/dV accumulator of the block being worked on: computed into `mine`, added to what
   // arrived in `incoming` from the ranks before, then sent on from `outgoing`.
   Floats mine(kv.size()), incoming(kv.size()), outgoing(kv.size());
   Transfer kv_transfer, dkv_transfer;
-  RingTimes t;
-  for (int step = 0; step < P; ++step) {
-    const int src = start_step(step, cp, kv, kv_next, kv_transfer, opts.progress);
-    const auto t0 = Clock::now();
+  // One step's work: dQ of this rank's query chunks and dK/dV of src's K/V chunks, into `mine`.
+  const auto attend = [&](int src) {
     std::fill(mine.begin(), mine.end(), 0.0f);
     for_each_pair(C, rank, src, [&](int i, int j, const cpu::AttentionShape& pair) {
-      for_each_slice(C, pair, [&](int b, int r0, const cpu::AttentionShape& slice) {
+      for_each_slice(C, pair, rows, [&](int b, int r0, const cpu::AttentionShape& slice) {
         const size_t qo = i * C.q_chunk + (static_cast<size_t>(b) * C.L.len + r0) * row_q;
         const size_t ko = j * C.kv_chunk + static_cast<size_t>(b) * C.L.len * row_kv, vo = n * C.kv_chunk + ko;
         for (int h = 0; h < s.H; ++h)  // [B, H, len] to [H, slice rows]
@@ -264,31 +322,34 @@ void ring_attention_backward(float* dq, float* dk, float* dv, const float* dout,
         dkv_transfer.poll();
       });
     });
-    const auto t1 = Clock::now();
-    t.compute_s += std::chrono::duration<double>(t1 - t0).count();
+  };
+  StepClock clock(opts, cp);
+  for (int step = 0; step < P; ++step) {
+    clock.next_step();
+    const int src = start_step(step, cp, kv, kv_next, kv_transfer, opts.progress, clock);
+    clock.compute([&] { attend(src); });
     if (dkv_transfer.active()) {
-      dkv_transfer.finish();
-      for (size_t e = 0; e < mine.size(); ++e) mine[e] += incoming[e];
+      clock.wait([&] { dkv_transfer.finish(); });
+      clock.compute([&] { for (size_t e = 0; e < mine.size(); ++e) mine[e] += incoming[e]; });
     }
     std::swap(mine, outgoing);
     dkv_transfer.start(
         cp.isendrecv(outgoing.data(), outgoing.size(), next, incoming.data(), incoming.size(), prev, kDkvTag),
         opts.progress);
+    clock.sent(outgoing.size());
     if (kv_transfer.active()) {
-      kv_transfer.finish();
+      clock.wait([&] { kv_transfer.finish(); });
       std::swap(kv, kv_next);
     }
-    t.wait_s += seconds_since(t1);
   }
-  // The last hop brings this rank's own accumulator home.
-  const auto t2 = Clock::now();
-  dkv_transfer.finish();
-  t.wait_s += seconds_since(t2);
+  // The last hop brings this rank's own accumulator home: a step with nothing to compute.
+  clock.next_step();
+  clock.wait([&] { dkv_transfer.finish(); });
+  clock.finish();
   const size_t kv_row = static_cast<size_t>(C.L.len) * s.KH * s.D;
   join_chunks(dq, dqc.data(), s.B, n, static_cast<size_t>(C.L.len) * s.H * s.D, true);
   join_chunks(dk, incoming.data(), s.B, n, kv_row, true);
   join_chunks(dv, incoming.data() + n * C.kv_chunk, s.B, n, kv_row, true);
-  if (opts.times) *opts.times = t;
 }
 
 }  // namespace rw

@@ -14,24 +14,31 @@
 #pragma once
 #include "core/ops.h"
 #include "dist/communicator.h"
+#include "dist/ring_timing.h"
 #include "models/llama.h"
 
 namespace rw {
 
 // Who moves a transfer while the rank computes. On CPU ranks Open MPI progresses a transfer only
-// inside MPI calls: Poll tests it between kernel calls (each on 4 query tiles of one batch row);
+// inside MPI calls: Poll tests it between kernel calls (each on a few query tiles of one batch row);
 // Thread gives it a thread that blocks in wait() (MPI_THREAD_MULTIPLE), which spins on a core.
 enum class RingProgress { Poll, Thread };
 
-// Where a rank's time went, for `ringwise bench ring`: computing attention, and waiting for
-// transfers that computing did not hide.
-struct RingTimes {
-  double compute_s = 0, wait_s = 0;
-};
-
 struct RingOptions {
   RingProgress progress = RingProgress::Poll;
-  RingTimes* times = nullptr;  // filled when not null
+  // Query tiles (block_q rows) per kernel call; Poll tests the pending transfers between calls.
+  // With Open MPI's single-copy shared memory (CMA) one test per step moves a whole message; without
+  // it a message moves in 32 KB fragments, a few per test, and only 1 tile per call hid them all
+  // (docs/distributed.md, "Polling often enough"). The output and dQ do not depend on it (query
+  // rows are independent); dK and dV sum the calls' contributions, so another value changes their
+  // last bits.
+  int tiles_per_call = 4;
+  // When not null, one record per step is appended (dist/ring_timing.h), and every step starts
+  // with a barrier over the ring so that a step lasts equally long on every rank.
+  RingTimes* times = nullptr;
+  // Only the transfers, to time them alone: no kernel call, merge or sum, so the outputs are
+  // meaningless.
+  bool transfers_only = false;
 };
 
 void ring_attention_forward(float* out, float* lse, const float* q, const float* k, const float* v,

@@ -1,15 +1,11 @@
 // `ringwise bench ring`: ring attention (causal, zigzag layout, forward + backward) on the CPU ranks
-// mpirun started, for a range of sequence lengths and both ways of progressing transfers. For each
-// it prints the step time, the time spent computing, the time spent waiting on transfers the
-// computation did not hide, the same transfers timed alone, the fraction of them hidden, and the
-// largest peak memory of any rank. Every number is the maximum over the ranks.
+// mpirun started, for a range of sequence lengths and both ways of progressing transfers.
 //
-// On oversubscribed or shared cores the ranks compute at different speeds, and a rank's wait then
-// mostly measures how long the slower rank computed, not the transfers: the wait-based fraction
-// reads 0% hidden even when every byte moved behind computation. The step is therefore also split
-// along its critical path: with a barrier before the step, the slowest rank's compute time is time
-// the step needs anyway, and only the rest of the step (step - compute, both maxima over ranks)
-// is communication that computation did not hide.
+// Each row runs the step three times: freely, as training runs it (its wall time, the maximum over
+// ranks); timed, with a barrier starting every ring step so that each step can be split across the
+// ranks into the slowest rank's computation, the communication that held it up beyond that, and
+// the rest (dist/ring_timing.h); and with the transfers only, which times the same transfers alone.
+// A rank's own wait is not the measure: it may cover a neighbour that computed slower.
 #include <sys/resource.h>
 
 #include <boost/program_options.hpp>
@@ -27,6 +23,7 @@
 #include "core/random.h"
 #include "dist/mpi_runtime.h"
 #include "dist/ring_attention.h"
+#include "dist/ring_timing.h"
 #include "jobs/cli.h"
 #include "jobs/cli_options.h"
 #include "jobs/commands.h"
@@ -41,11 +38,10 @@ using Clock = std::chrono::steady_clock;
 struct BenchRingOptions {
   int cp = 0;
   std::vector<int> seqs = {4096, 8192, 16384, 32768, 65536};
-  int heads = 1, kv_heads = 1, head_dim = 64, batch = 1, iters = 1, threads = 1;
+  int heads = 1, kv_heads = 1, head_dim = 64, batch = 1, iters = 1, threads = 1, tiles_per_call = 4;
   std::vector<RingProgress> modes = {RingProgress::Poll, RingProgress::Thread};
+  bool per_step = false;
 };
-
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 double peak_rss_mb() {
   rusage usage{};
@@ -60,62 +56,69 @@ std::vector<float> randn(size_t n, uint64_t seed) {
   return x;
 }
 
-// The transfers one forward + backward makes, without the computation: P-1 K/V hops forward, then
-// P-1 hops of K/V and dK/dV together and the last dK/dV hop home.
-double time_transfers_alone(Communicator& cp, size_t kv_floats) {
-  const int P = cp.size(), next = (cp.rank() + 1) % P, prev = (cp.rank() + P - 1) % P;
-  std::vector<float> a(kv_floats, 1.0f), b(kv_floats), c(kv_floats, 1.0f), d(kv_floats);
-  cp.barrier();
-  const auto t0 = Clock::now();
-  for (int step = 0; step + 1 < P; ++step) cp.isendrecv(a.data(), a.size(), next, b.data(), b.size(), prev, 1)->wait();
-  for (int step = 0; step < P; ++step) {
-    std::unique_ptr<Request> kv;
-    if (step + 1 < P) kv = cp.isendrecv(a.data(), a.size(), next, b.data(), b.size(), prev, 1);
-    cp.isendrecv(c.data(), c.size(), next, d.data(), d.size(), prev, 2)->wait();
-    if (kv) kv->wait();
+// One rank's inputs and outputs of a forward + backward at one sequence length.
+class RingWorkload {
+ public:
+  RingWorkload(Communicator& cp, const BenchRingOptions& o, int seq) : cp_(cp) {
+    s_.B = o.batch;
+    s_.Tq = s_.Tk = seq / cp.size();
+    s_.H = o.heads;
+    s_.KH = o.kv_heads;
+    s_.D = o.head_dim;
+    s_.causal = true;
+    const size_t nq = static_cast<size_t>(s_.B) * s_.Tq * s_.H * s_.D;
+    const size_t nkv = static_cast<size_t>(s_.B) * s_.Tk * s_.KH * s_.D;
+    const uint64_t seed = 1000 + cp.rank();
+    q_ = randn(nq, seed), k_ = randn(nkv, seed + 1), v_ = randn(nkv, seed + 2), dout_ = randn(nq, seed + 3);
+    out_.resize(nq), lse_.resize(static_cast<size_t>(s_.B) * s_.H * s_.Tq), dq_.resize(nq), dk_.resize(nkv),
+        dv_.resize(nkv);
   }
-  return seconds_since(t0);
-}
+  // Forward then backward, with the ranks starting together; returns the wall time, the maximum
+  // over ranks.
+  double run(const RingOptions& opts) {
+    cp_.barrier();
+    const auto t0 = Clock::now();
+    ring_attention_forward(out_.data(), lse_.data(), q_.data(), k_.data(), v_.data(), s_, cp_, opts);
+    ring_attention_backward(dq_.data(), dk_.data(), dv_.data(), dout_.data(), q_.data(), k_.data(), v_.data(),
+                            out_.data(), lse_.data(), s_, cp_, opts);
+    double wall = std::chrono::duration<double>(Clock::now() - t0).count();
+    cp_.allreduce(&wall, 1, ReduceOp::Max);
+    return wall;
+  }
+  // Every rank's step records of one timed forward + backward.
+  std::vector<RingTimes> timed(RingOptions opts) {
+    RingTimes mine;
+    opts.times = &mine;
+    run(opts);
+    return gather_ring_times(mine, cp_);
+  }
 
-struct Row {
-  double step_s = 0, compute_s = 0, wait_s = 0, alone_s = 0, rss_mb = 0;
+ private:
+  Communicator& cp_;
+  cpu::AttentionShape s_;
+  std::vector<float> q_, k_, v_, dout_, out_, lse_, dq_, dk_, dv_;
 };
 
-Row bench_one(Communicator& cp, const BenchRingOptions& o, int seq, RingProgress mode, double alone_s) {
-  cpu::AttentionShape s;
-  s.B = o.batch;
-  s.Tq = s.Tk = seq / cp.size();
-  s.H = o.heads;
-  s.KH = o.kv_heads;
-  s.D = o.head_dim;
-  s.causal = true;
-  const size_t nq = static_cast<size_t>(s.B) * s.Tq * s.H * s.D, nkv = static_cast<size_t>(s.B) * s.Tk * s.KH * s.D;
-  const uint64_t seed = 1000 + cp.rank();
-  const std::vector<float> q = randn(nq, seed), k = randn(nkv, seed + 1), v = randn(nkv, seed + 2),
-                           dout = randn(nq, seed + 3);
-  std::vector<float> out(nq), lse(static_cast<size_t>(s.B) * s.H * s.Tq), dq(nq), dk(nkv), dv(nkv);
-  Row row;
-  for (int it = 0; it < o.iters; ++it) {
-    RingTimes fwd, bwd;
-    cp.barrier();
-    const auto t0 = Clock::now();
-    ring_attention_forward(out.data(), lse.data(), q.data(), k.data(), v.data(), s, cp, {mode, &fwd});
-    ring_attention_backward(dq.data(), dk.data(), dv.data(), dout.data(), q.data(), k.data(), v.data(), out.data(),
-                            lse.data(), s, cp, {mode, &bwd});
-    row.step_s += seconds_since(t0) / o.iters;
-    row.compute_s += (fwd.compute_s + bwd.compute_s) / o.iters;
-    row.wait_s += (fwd.wait_s + bwd.wait_s) / o.iters;
-  }
-  row.alone_s = alone_s;
-  row.rss_mb = peak_rss_mb();
-  double v5[5] = {row.step_s, row.compute_s, row.wait_s, row.alone_s, row.rss_mb};
-  cp.allreduce(v5, 5, ReduceOp::Max);
-  return {v5[0], v5[1], v5[2], v5[3], v5[4]};
-}
+const char* mode_name(RingProgress mode) { return mode == RingProgress::Poll ? "poll" : "thread"; }
 
-// The share of the transfers (taking `alone_s` by themselves) that `exposed_s` of waiting leaves hidden.
-double hidden_fraction(double exposed_s, double alone_s) {
-  return alone_s > 0 ? std::clamp(1.0 - exposed_s / alone_s, 0.0, 1.0) : 1.0;
+// Step by step (forward steps, backward steps, the last dK/dV hop home), in ms: the fastest rank's
+// computation, the longest wait, and the step's accounting (one step of ring_overlap).
+void print_steps(int seq, RingProgress mode, const std::vector<RingTimes>& run, const std::vector<RingTimes>& alone) {
+  const size_t P = run.size();
+  for (size_t i = 0; i < run[0].size(); ++i) {
+    double least = 1e300, wait = 0;
+    for (size_t r = 0; r < P; ++r) {
+      least = std::min(least, run[r][i].compute_s);
+      wait = std::max(wait, run[r][i].wait_s);
+    }
+    std::vector<RingTimes> step_run(P), step_alone(P);
+    for (size_t r = 0; r < P; ++r) step_run[r] = {run[r][i]}, step_alone[r] = {alone[r][i]};
+    const RingOverlap o = ring_overlap(step_run, step_alone);
+    const char* pass = i < P ? "fwd" : i < 2 * P ? "bwd" : "home";
+    std::printf("#   %8d %7s %4s %3zu %9.2f %10.2f %9.2f %9.2f %10.2f %8.2f %9.2f\n", seq, mode_name(mode), pass,
+                i < P ? i : i - P, o.step_s * 1e3, o.compute_s * 1e3, least * 1e3, wait * 1e3, o.exposed_s * 1e3,
+                o.other_s * 1e3, o.alone_s * 1e3);
+  }
 }
 
 int run_bench_ring(const BenchRingOptions& o) {
@@ -130,34 +133,59 @@ int run_bench_ring(const BenchRingOptions& o) {
   const bool print = cp->rank() == 0;
   if (print) {
     std::printf("# ring attention, causal zigzag, forward + backward: cp %d, batch %d, heads %d/%d, head dim %d, "
-                "%d thread(s) per rank, %d timed iteration(s)\n",
-                o.cp, o.batch, o.heads, o.kv_heads, o.head_dim, cpu_threads(), o.iters);
-    std::printf("# times per step in ms, the maximum over ranks; exposed = wait / step; hidden_wait = 1 - wait /\n"
-                "# transfers alone, a lower bound (waiting also covers ranks that computed slower); hidden_path =\n"
-                "# 1 - (step - compute) / transfers alone, what the slowest rank's computation did not cover\n");
-    std::printf("%8s %7s %10s %10s %9s %8s %10s %12s %12s %12s\n", "seq", "mode", "step_ms", "compute_ms", "wait_ms",
-                "exposed", "alone_ms", "hidden_wait", "hidden_path", "peak_rss_MB");
+                "%d thread(s) per rank, %d query tile(s) of %d per kernel call, %d timed iteration(s)\n",
+                o.cp, o.batch, o.heads, o.kv_heads, o.head_dim, cpu_threads(), o.tiles_per_call,
+                cpu::AttentionShape().block_q, o.iters);
+    std::printf("# ms per forward + backward. free: run as training runs it; the rest from a run with a barrier\n"
+                "# before every ring step, sums over the steps: step = the longest rank's step; compute = the\n"
+                "# slowest rank's computation; exposed = how much later than that some rank finished computing\n"
+                "# and waiting on transfers (communication not hidden); other = step - compute - exposed (the\n"
+                "# barrier, and ranks not running on shared cores); alone = the same transfers with no\n"
+                "# computation; GB/s = bytes a rank sent / alone; hidden = 1 - exposed / alone;\n"
+                "# where_computing = the same without the backward's last hop, which no computation follows;\n"
+                "# peak = the largest peak RSS of any rank\n");
+    if (o.per_step)
+      std::printf("#   %8s %7s %4s %3s %9s %10s %9s %9s %10s %8s %9s\n", "seq", "mode", "pass", "i", "step_ms",
+                  "compute_ms", "min_comp", "max_wait", "exposed_ms", "other_ms", "alone_ms");
+    std::printf("%8s %7s %9s %9s %10s %10s %9s %9s %7s %7s %15s %8s\n", "seq", "mode", "free_ms", "step_ms",
+                "compute_ms", "exposed_ms", "other_ms", "alone_ms", "GB/s", "hidden", "where_computing", "peak_MB");
     std::fflush(stdout);
   }
   for (int seq : o.seqs) {
-    const size_t kv_floats = static_cast<size_t>(o.batch) * (seq / o.cp) * o.kv_heads * o.head_dim * 2;
-    double alone = 0;
-    if (o.cp > 1) {
-      time_transfers_alone(*cp, kv_floats);  // the first large exchanges are slow: warm up
-      alone = time_transfers_alone(*cp, kv_floats);
-      cp->allreduce(&alone, 1, ReduceOp::Max);
-    }
+    RingWorkload work(*cp, o, seq);
+    RingOptions transfers;
+    transfers.transfers_only = true;
+    work.run(transfers);  // the first large exchanges are slow: warm up
+    const std::vector<RingTimes> alone = work.timed(transfers);
     for (RingProgress mode : o.modes) {
-      const Row r = bench_one(*cp, o, seq, mode, alone);
-      const double hidden_wait = hidden_fraction(r.wait_s, r.alone_s);
-      const double hidden_path = hidden_fraction(r.step_s - r.compute_s, r.alone_s);
-      if (print) {
-        std::printf("%8d %7s %10.1f %10.1f %9.2f %7.1f%% %10.2f %11.0f%% %11.0f%% %12.0f\n", seq,
-                    mode == RingProgress::Poll ? "poll" : "thread", r.step_s * 1e3, r.compute_s * 1e3,
-                    r.wait_s * 1e3, 100 * r.wait_s / r.step_s, r.alone_s * 1e3, hidden_wait * 100, hidden_path * 100,
-                    r.rss_mb);
-        std::fflush(stdout);
+      RingOptions opts;
+      opts.progress = mode;
+      opts.tiles_per_call = o.tiles_per_call;
+      // Averages over the timed iterations.
+      double free_s = 0;
+      RingOverlap avg;
+      for (int it = 0; it < o.iters; ++it) {
+        free_s += work.run(opts) / o.iters;
+        const std::vector<RingTimes> run = work.timed(opts);
+        const RingOverlap x = ring_overlap(run, alone);
+        avg.step_s += x.step_s / o.iters, avg.compute_s += x.compute_s / o.iters;
+        avg.exposed_s += x.exposed_s / o.iters, avg.bare_exposed_s += x.bare_exposed_s / o.iters;
+        avg.other_s += x.other_s / o.iters;
+        avg.alone_s = x.alone_s, avg.bare_alone_s = x.bare_alone_s, avg.sent_bytes = x.sent_bytes;
+        if (print && o.per_step) print_steps(seq, mode, run, alone);
       }
+      double rss = peak_rss_mb();
+      cp->allreduce(&rss, 1, ReduceOp::Max);
+      if (!print) continue;
+      std::printf("%8d %7s %9.1f %9.1f %10.1f %10.2f %9.2f %9.2f", seq, mode_name(mode), free_s * 1e3,
+                  avg.step_s * 1e3, avg.compute_s * 1e3, avg.exposed_s * 1e3, avg.other_s * 1e3, avg.alone_s * 1e3);
+      if (avg.sent_bytes > 0)
+        std::printf(" %7.2f %6.0f%% %14.0f%%", avg.sent_bytes / avg.alone_s * 1e-9, avg.hidden() * 100,
+                    avg.hidden_where_computing() * 100);
+      else
+        std::printf(" %7s %7s %15s", "-", "-", "-");
+      std::printf(" %8.0f\n", rss);
+      std::fflush(stdout);
     }
   }
   return 0;
@@ -166,8 +194,9 @@ int run_bench_ring(const BenchRingOptions& o) {
 void print_bench_ring_help() {
   std::cout << "Usage: mpirun -np P ringwise bench ring --cp P [options]\n\n"
                "Times ring attention (causal, zigzag layout, forward + backward) over P CPU ranks and prints,\n"
-               "per sequence length and transfer progress mode, the step, compute and wait times, the same\n"
-               "transfers timed alone, the fraction of them hidden behind computation, and peak memory.\n";
+               "per sequence length and transfer progress mode, the step time, the slowest rank's compute time\n"
+               "step by step, the communication it left exposed, the same transfers timed alone, their\n"
+               "bandwidth, the fraction hidden behind computation, and peak memory.\n";
   print_option_lines(std::cout, "Options",
                      {{"--cp P", "context-parallel ranks: the number mpirun started (required)"},
                       {"--seq L[,L...]", "global sequence lengths (default 4096,8192,16384,32768,65536)"},
@@ -178,6 +207,8 @@ void print_bench_ring_help() {
                       {"--batch N", "sequences per step (default 1)"},
                       {"--iters N", "timed iterations per row (default 1)"},
                       {"--threads N", "OpenMP threads per rank (default 1)"},
+                      {"--tiles-per-call N", "query tiles per kernel call, between transfer polls (default 4)"},
+                      {"--per-step", "also print every ring step of every timed run"},
                       {"-h, --help", "show this help"}});
 }
 
@@ -193,9 +224,10 @@ int positive(const po::variables_map& vm, const char* name, int fallback) {
 
 int bench_ring_command(const std::vector<std::string>& args) {
   po::options_description desc;
-  for (const char* name : {"cp", "seq", "progress", "heads", "kv-heads", "head-dim", "batch", "iters", "threads"})
+  for (const char* name :
+       {"cp", "seq", "progress", "heads", "kv-heads", "head-dim", "batch", "iters", "threads", "tiles-per-call"})
     desc.add_options()(name, po::value<std::string>());
-  desc.add_options()("help,h", "");
+  desc.add_options()("per-step", "")("help,h", "");
   const po::variables_map vm = parse_command_line(args, desc, "bench");
   if (vm.count("help")) {
     print_bench_ring_help();
@@ -224,6 +256,8 @@ int bench_ring_command(const std::vector<std::string>& args) {
   o.batch = positive(vm, "batch", o.batch);
   o.iters = positive(vm, "iters", o.iters);
   o.threads = positive(vm, "threads", o.threads);
+  o.tiles_per_call = positive(vm, "tiles-per-call", o.tiles_per_call);
+  o.per_step = vm.count("per-step") > 0;
   return run_bench_ring(o);
 }
 
