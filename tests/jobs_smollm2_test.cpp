@@ -20,15 +20,10 @@
 #include "data/gguf_file.h"
 #include "jobs/gguf_llama.h"
 #include "models/llama_inference.h"
+#include "tests/gguf_test_support.h"
 
 namespace rw {
 namespace {
-
-std::string gguf_path() {
-  if (const char* p = getenv("RINGWISE_SMOLLM2_GGUF")) return p;
-  const char* home = getenv("HOME");
-  return std::string(home ? home : "") + "/.cache/ringwise/SmolLM2-135M-Instruct.Q4_1.gguf";
-}
 
 nlohmann::json reference() {
   std::ifstream in(RINGWISE_SOURCE_DIR "/tests/reference/smollm2_logits.json");
@@ -45,11 +40,8 @@ class SmolLM2Test : public ::testing::Test {
     // One thread: decoding runs thousands of small parallel regions, whose barriers cost a
     // scheduler time slice each on a busy machine (40 s instead of 3); results do not depend on it.
     omp_set_num_threads(1);
-    gguf_ = gguf_path();
-    if (!std::filesystem::exists(gguf_)) {
-      if (getenv("CI")) FAIL() << gguf_ << " is missing: run tests/reference/fetch_smollm2.sh";
-      GTEST_SKIP() << gguf_ << " is missing (tests/reference/fetch_smollm2.sh fetches it)";
-    }
+    gguf_ = test::smollm2_gguf();
+    REQUIRE_SMOLLM2(gguf_);
   }
   std::string gguf_;
 };

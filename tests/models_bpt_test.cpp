@@ -21,6 +21,7 @@
 #include "core/check.h"
 #include "core/random.h"
 #include "models/llama.h"
+#include "tests/numeric_test_support.h"
 
 namespace rw {
 namespace {
@@ -53,15 +54,6 @@ Outcome run_model(const LlamaConfig& cfg, int bpt_rows) {
   return run;
 }
 
-double relative_error(const float* got, const float* want, size_t n) {
-  double err = 0, scale = 0;
-  for (size_t i = 0; i < n; ++i) {
-    err = std::max(err, std::fabs(static_cast<double>(got[i]) - want[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(want[i])));
-  }
-  return scale > 0 ? err / scale : err;
-}
-
 struct BptCase {
   const char* name;
   bool tied;
@@ -91,7 +83,7 @@ TEST_P(BptModel, LossAndEveryGradientMatchTheUnblockedModel) {
     const Outcome got = run_model(cfg, rows);
     EXPECT_LE(std::fabs(got.loss - want.loss), 1e-5 * std::fabs(want.loss)) << got.loss << " vs " << want.loss;
     for (const ParamInfo& p : shapes.params().entries())
-      EXPECT_LE(relative_error(got.grads.data() + p.offset, want.grads.data() + p.offset, p.numel()), 1e-4) << p.name;
+      EXPECT_LE(test::relative_error(got.grads.data() + p.offset, want.grads.data() + p.offset, p.numel()), 1e-4) << p.name;
     EXPECT_EQ(got.final_offsets, want.final_offsets);
   }
 }
