@@ -25,6 +25,8 @@ std::unique_ptr<LlamaModel> load_checkpoint_model(const std::string& path) {
     run = resolve_run_config(vm);
   } catch (const po::error& e) {
     throw UserError(path + ": attribute config: " + e.what());
+  } catch (const UserError& e) {
+    throw UserError(path + ": attribute config: " + e.what());
   }
   auto model = std::make_unique<LlamaModel>(run.model);
   const h5::File file = h5::File::open(path);

@@ -19,6 +19,7 @@
 #include "data/hdf5_file.h"
 #include "data/safetensors.h"
 #include "jobs/cli.h"
+#include "jobs/checkpoint_model.h"
 #include "jobs/cli_options.h"
 #include "jobs/commands.h"
 #include "jobs/gguf_llama.h"
@@ -61,22 +62,6 @@ void write_atomically(const std::string& path, WriteTo write_to) {
     throw;
   }
   h5::fsync_path(p.parent_path().empty() ? "." : p.parent_path().string());
-}
-
-// The run configuration saved in a checkpoint. Its data file may not exist on this machine and
-// does not matter here, so it is dropped before the configuration is validated.
-RunConfig saved_run_config(const std::string& ini, const std::string& checkpoint) {
-  std::istringstream in(ini);
-  po::variables_map vm;
-  try {
-    po::store(po::parse_config_file(in, run_options(), true), vm);
-    vm.erase("data");
-    return resolve_run_config(vm);
-  } catch (const po::error& e) {
-    throw UserError(checkpoint + ": attribute config: " + e.what());
-  } catch (const UserError& e) {
-    throw UserError(checkpoint + ": attribute config: " + e.what());
-  }
 }
 
 // The model section of a config file as --key=value options: what `train --resume` must be given.
@@ -153,20 +138,17 @@ class HfWeights {
 
 void run_export(const std::string& checkpoint, const std::string& dir, bool force) {
   const CheckpointMeta meta = read_checkpoint_meta(checkpoint);  // a ringwise checkpoint of a known version
-  const RunConfig run = saved_run_config(meta.config_text, checkpoint);
   const std::string weights = dir + "/model.safetensors", config = dir + "/config.json";
   check_can_write(weights, force);
   check_can_write(config, force);
-
-  // Only the parameters are read (not the AdamW moments), each straight into the model's buffer.
-  LlamaModel model(run.model);
-  h5::File file = h5::File::open(checkpoint);
+  const std::unique_ptr<LlamaModel> model = load_checkpoint_model(checkpoint);
+  const LlamaConfig& cfg = model->config();
+  RW_USER_CHECK(cfg.moe_experts == 0,
+                "%s is a mixture-of-experts model (--moe-experts %d): export writes a Hugging Face "
+                "LlamaForCausalLM, which has no experts",
+                checkpoint.c_str(), cfg.moe_experts);
   std::vector<safetensors::F32Tensor> tensors;
-  for (const ParamInfo& p : model.params().entries()) {
-    file.read<float>("/" + p.name, model.param(p.name), p.shape);
-    tensors.push_back({p.name, p.shape, model.param(p.name)});
-  }
-  file.close();
+  for (const ParamInfo& p : model->params().entries()) tensors.push_back({p.name, p.shape, model->param(p.name)});
 
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -175,12 +157,12 @@ void run_export(const std::string& checkpoint, const std::string& dir, bool forc
   write_atomically(weights, [&](const std::string& tmp) { safetensors::write(tmp, tensors, metadata); });
   write_atomically(config, [&](const std::string& tmp) {
     std::ofstream out(tmp);
-    out << hf_config_json(run.model);
+    out << hf_config_json(cfg);
     out.close();
     RW_USER_CHECK(out.good(), "cannot write %s", tmp.c_str());
   });
   std::printf("exported step %lld of %s: %zu tensors, %.2fM parameters, to %s (%llu bytes) and %s\n",
-              static_cast<long long>(meta.step), checkpoint.c_str(), tensors.size(), run.model.num_params() / 1e6,
+              static_cast<long long>(meta.step), checkpoint.c_str(), tensors.size(), cfg.num_params() / 1e6,
               weights.c_str(), static_cast<unsigned long long>(fs::file_size(weights)), config.c_str());
 }
 

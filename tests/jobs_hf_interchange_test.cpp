@@ -327,6 +327,15 @@ TEST_F(HfInterchangeTest, BadInputsNameTheFileAndLeaveOutputsAlone) {
   EXPECT_EQ(read_file(out + "/model.safetensors"), exported);
   EXPECT_EQ(ringwise("export --checkpoint " + ckpt + " --output " + out + " --force").code, 0);
 
+  // A mixture-of-experts checkpoint has no LlamaForCausalLM form: refused, nothing written.
+  RunConfig moe = run;
+  moe.model.moe_experts = 4;
+  auto moe_model = random_model(moe.model, 6);
+  const std::string moe_ckpt = save(*moe_model, moe, 3);
+  expect_user_error(ringwise("export --checkpoint " + moe_ckpt + " --output " + path("moe_hf")),
+                    {moe_ckpt, "--moe-experts 4", "LlamaForCausalLM"});
+  EXPECT_FALSE(fs::exists(path("moe_hf")));
+
   write_file(path("existing.h5"), "precious");
   expect_user_error(ringwise("import --input " + out + " --output " + path("existing.h5")),
                     {path("existing.h5"), "--force"});
