@@ -127,4 +127,10 @@ std::string record_json_line(const Record& r) {
   return j.dump();
 }
 
+std::string training_text(const Record& r) {
+  return format_prompt(builtin_task_table().at(r.dataset).prompt, r) + " " + r.answers.at(0);
+}
+
+std::string training_json_line(const Record& r) { return nlohmann::json{{"text", training_text(r)}}.dump(); }
+
 }  // namespace rw::longbench

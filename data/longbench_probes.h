@@ -24,5 +24,13 @@ struct ProbeOptions {
 std::vector<Record> make_probes(const ProbeOptions& opts);
 // One JSONL line in LongBench's format.
 std::string record_json_line(const Record& r);
+// A training document for the record: the prompt `ringwise eval` feeds the model (its dataset's
+// template from the task table applied to the record) then " " and the first answer, so a model
+// trained on such documents learns to continue the eval prompt with the answer and then end the
+// document, which ends generation. Eval cuts prompts longer than --max-length in the middle, so
+// probes for training should be short enough to fit whole.
+std::string training_text(const Record& r);
+// One JSONL line {"text": training_text(r)}, the field `ringwise prepare` reads by default.
+std::string training_json_line(const Record& r);
 
 }  // namespace rw::longbench

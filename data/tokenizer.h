@@ -28,4 +28,7 @@ std::unique_ptr<Tokenizer> make_byte_tokenizer();
 // read, naming it.
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& spec);
 
+// What --tokenizer takes, for the help of every command that has one.
+inline constexpr const char* kTokenizerSpecHelp = "byte or bpe|sentencepiece|hf|gguf:FILE (default byte)";
+
 }  // namespace rw

@@ -55,7 +55,7 @@ void print_help(std::ostream& out) {
                       {"--datasets A,B", "datasets to run (default: every one with a file in --data-dir)"},
                       {"--e", "LongBench-E: the _e files, scores by length 0-4k, 4-8k, 8k+"},
                       {"--checkpoint FILE", "a ringwise checkpoint (step_*.h5 or 'ringwise import' output)"},
-                      {"--tokenizer SPEC", "byte, bpe:FILE or sentencepiece:FILE (default byte)"},
+                      {"--tokenizer SPEC", kTokenizerSpecHelp},
                       {"--max-length N", "prompt tokens kept (default: max_seq minus the generation length)"},
                       {"--limit N", "only the first N records of each dataset"},
                       {"--output DIR", "predictions and result.json (default pred, or pred_e with --e)"},
@@ -142,14 +142,22 @@ std::vector<Prediction> predict(const EvalOptions& o, const TaskSpec& task, Llam
   gen.max_new_tokens = task.max_new_tokens;
   gen.stop_tokens = stop_tokens(tok, task);
   std::vector<Prediction> out;
+  int cut = 0;
   for (const longbench::Record& r : records) {
-    const std::string prompt = longbench::truncate_middle(longbench::format_prompt(task.prompt, r), tok, max_length);
+    const std::string full = longbench::format_prompt(task.prompt, r);
+    const std::string prompt = longbench::truncate_middle(full, tok, max_length);
+    cut += prompt != full;
     std::vector<int32_t> ids = tok.encode(prompt);
     // Decoding the two halves and encoding again can merge tokens differently (as in pred.py);
     // keep the end, where the question is, if it grew.
     if (static_cast<int>(ids.size()) > max_length) ids.erase(ids.begin(), ids.end() - max_length);
     out.push_back({tok.decode(generate(engine, ids, gen)), r.answers, r.all_classes, r.length});
   }
+  // pred.py cuts silently; say so, since a cut can remove what the question asks about (a probe's
+  // needle in the middle) and leave a score of zero with no other sign.
+  if (cut > 0)
+    std::fprintf(stderr, "ringwise eval: %d of %zu %s prompts were longer than %d tokens and were cut in the middle\n",
+                 cut, records.size(), task.name.c_str(), max_length);
   return out;
 }
 

@@ -25,7 +25,7 @@ void print_help(std::ostream& out) {
   print_option_lines(out, "Generation",
                      {{"--checkpoint FILE", "a ringwise checkpoint (or 'ringwise import' output)"},
                       {"--prompt TEXT", "the text to continue"},
-                      {"--tokenizer SPEC", "byte or bpe|sentencepiece|hf|gguf:FILE (default byte)"},
+                      {"--tokenizer SPEC", kTokenizerSpecHelp},
                       {"--max-new-tokens N", "at most this many tokens (default 64)"},
                       {"--temperature T", "0 decodes greedily (default 0)"},
                       {"--top-p P", "sample from the smallest set of ids with this much mass (default 1)"},

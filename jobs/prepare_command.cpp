@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "data/dataset_writer.h"
+#include "data/tokenizer.h"
 #include "jobs/cli.h"
 #include "jobs/cli_options.h"
 #include "jobs/commands.h"
@@ -26,7 +27,7 @@ void print_prepare_help(std::ostream& out) {
   print_option_lines(out, "Options",
                      {{"--input PATH...", "text or JSONL files, or directories of them (name order)"},
                       {"--output FILE", "the dataset to write (HDF5)"},
-                      {"--tokenizer SPEC", "byte or bpe|sentencepiece|hf|gguf:FILE (default byte)"},
+                      {"--tokenizer SPEC", kTokenizerSpecHelp},
                       {"--val-fraction F", "share of tokens for validation, in [0, 1) (default 0.01)"},
                       {"--format F", "auto, text or jsonl; auto: *.jsonl is JSONL (default auto)"},
                       {"--text-field NAME", "JSONL field holding a document's text (default text)"},

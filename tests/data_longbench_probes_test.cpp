@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "core/check.h"
@@ -72,6 +73,22 @@ TEST(LongBenchProbes, BadOptions) {
   EXPECT_THROW(make_probes({"passkey", {100}, {1.5}, 1, 0}), UserError);
   EXPECT_THROW(make_probes({"passkey", {3}, {0.5}, 1, 0}), UserError);
   EXPECT_THROW(make_probes({"passkey", {}, {0.5}, 1, 0}), UserError);
+}
+
+// What eval feeds the model (the dataset's prompt with the record), then a space and the answer.
+TEST(LongBenchProbes, TrainingTextIsTheEvalPromptThenTheAnswer) {
+  for (const char* kind : {"passkey", "kv_retrieval", "counting"}) {
+    const Record r = make_probes({kind, {20}, {0.5}, 1, 3})[0];
+    const std::string text = training_text(r), prompt = format_prompt(builtin_task_table().at(kind).prompt, r);
+    ASSERT_GT(text.size(), prompt.size()) << kind;
+    EXPECT_EQ(text.substr(0, prompt.size()), prompt) << kind;
+    EXPECT_EQ(text.substr(prompt.size()), " " + r.answers[0]) << kind;
+  }
+  const Record r = make_probes({"passkey", {20}, {0.5}, 1, 3})[0];
+  const std::string end = "\n\nWhat is the pass key? The pass key is " + r.answers[0];
+  EXPECT_EQ(training_text(r).substr(training_text(r).size() - end.size()), end);
+  EXPECT_EQ(count_of(training_text(r), r.context), 1);
+  EXPECT_EQ(training_json_line(r), nlohmann::json({{"text", training_text(r)}}).dump());
 }
 
 class LongBenchProbeFiles : public test::TempDirTest {};
