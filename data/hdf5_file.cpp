@@ -198,9 +198,13 @@ void File::write(const std::string& dataset, const T* data, const Shape& shape, 
   Handle dcpl(RW_H5(H5Pcreate(H5P_DATASET_CREATE), where(dataset)), H5Pclose);
   if ((compress > 0 || checksum) && shape_numel(shape) > 0) {
     std::vector<hsize_t> chunk(shape.begin(), shape.end());
-    // Chunks of about 1M elements along the first axis.
-    hsize_t row = shape_numel(shape) / std::max<int64_t>(shape[0], 1);
-    chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(shape[0], (1u << 20) / std::max<hsize_t>(row, 1)));
+    // Chunks of at most about 1M elements along the first axis, as equal as possible: HDF5 stores
+    // a partial last chunk at full size, so 1M-element chunks of, say, 1500 rows would waste space.
+    const hsize_t rows = std::max<int64_t>(shape[0], 1);
+    const hsize_t row = shape_numel(shape) / rows;
+    const hsize_t max_rows = std::max<hsize_t>(1, (1u << 20) / std::max<hsize_t>(row, 1));
+    const hsize_t n_chunks = (rows + max_rows - 1) / max_rows;
+    chunk[0] = (rows + n_chunks - 1) / n_chunks;
     RW_H5(H5Pset_chunk(dcpl.get(), static_cast<int>(chunk.size()), chunk.data()), where(dataset));
     if (checksum) RW_H5(H5Pset_fletcher32(dcpl.get()), where(dataset));
     if (compress > 0) RW_H5(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(compress)), where(dataset));

@@ -185,6 +185,18 @@ TEST_F(CheckpointTest, DamagedTensorBytesFailTheirChecksum) {
   EXPECT_TRUE(h5::File::open(path).info("/model.layers.0.self_attn.q_proj.weight").checksum);
 }
 
+// Checksums need chunks, and HDF5 stores a partial last chunk at full size: 1500 rows of 1000 in
+// chunks of the ~1M-element limit (1048 rows) would store 2096 rows, 40% more than the data.
+TEST_F(CheckpointTest, ChunkingWastesNoSpace) {
+  State big({"model.embed_tokens.weight"}, {{1500, 1000}}, 3);
+  const std::string path = save_checkpoint(dir_, meta_at(1), big.tensors());
+  const double data_bytes = 3.0 * 1500 * 1000 * sizeof(float);
+  EXPECT_LT(static_cast<double>(fs::file_size(path)), data_bytes * 1.01 + 64 * 1024);
+  State loaded({"model.embed_tokens.weight"}, {{1500, 1000}}, 4);
+  load_checkpoint(path, loaded.tensors());
+  EXPECT_TRUE(loaded == big);
+}
+
 TEST_F(CheckpointTest, MissingDatasetIsNamed) {
   State small({"model.embed_tokens.weight", "model.norm.weight"}, {{16, 8}, {8}}, 1);
   const std::string path = save_checkpoint(dir_, meta_at(2), small.tensors());
