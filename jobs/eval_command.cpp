@@ -22,6 +22,7 @@
 #include "jobs/checkpoint_model.h"
 #include "jobs/cli_options.h"
 #include "jobs/commands.h"
+#include "jobs/inference_ranks.h"
 #include "models/llama.h"
 #include "models/llama_inference.h"
 
@@ -39,6 +40,7 @@ struct EvalOptions {
   bool longbench_e = false, score_only = false, force = false;
   int max_length = 0;  // 0: the model's max_seq less the dataset's max_new_tokens
   int limit = 0;       // 0: every record
+  int cp = 1;          // ranks each sequence is spread over (under mpirun)
 };
 
 void print_help(std::ostream& out) {
@@ -62,6 +64,7 @@ void print_help(std::ostream& out) {
                       {"--model-name NAME", "subdirectory of --output (default: the checkpoint's file stem)"},
                       {"--score-only", "score the predictions already in OUTPUT/MODEL, generate nothing"},
                       {"--force", "replace existing prediction files"},
+                      {"--cp P", "spread each sequence over P ranks: mpirun -np P ringwise eval --cp P ..."},
                       {"-h, --help", "show this help"}});
 }
 
@@ -133,8 +136,9 @@ int prompt_budget(const EvalOptions& o, const TaskSpec& task, int max_seq) {
   return max_length;
 }
 
+// Every cp rank predicts (the ranks decode together); only the one that writes says what was cut.
 std::vector<Prediction> predict(const EvalOptions& o, const TaskSpec& task, LlamaInference& engine,
-                                const Tokenizer& tok) {
+                                const Tokenizer& tok, bool writes) {
   const int max_length = prompt_budget(o, task, engine.capacity());
   std::vector<longbench::Record> records = longbench::read_records(data_file(o, task));
   if (o.limit > 0 && static_cast<int>(records.size()) > o.limit) records.resize(o.limit);
@@ -155,7 +159,7 @@ std::vector<Prediction> predict(const EvalOptions& o, const TaskSpec& task, Llam
   }
   // pred.py cuts silently; say so, since a cut can remove what the question asks about (a probe's
   // needle in the middle) and leave a score of zero with no other sign.
-  if (cut > 0)
+  if (cut > 0 && writes)
     std::fprintf(stderr, "ringwise eval: %d of %zu %s prompts were longer than %d tokens and were cut in the middle\n",
                  cut, records.size(), task.name.c_str(), max_length);
   return out;
@@ -176,7 +180,9 @@ int run_eval(const EvalOptions& o) {
   std::unique_ptr<Tokenizer> tok;
   std::unique_ptr<LlamaModel> model;
   std::unique_ptr<LlamaInference> engine;
+  std::unique_ptr<InferenceRanks> ranks;
   if (!o.score_only) {
+    ranks = std::make_unique<InferenceRanks>(o.cp, "eval");
     for (const TaskSpec& t : tasks) {
       const std::string pred = dir + "/" + t.name + ".jsonl";
       RW_USER_CHECK(o.force || !fs::exists(pred), "%s exists (use --force to replace it, or --score-only)",
@@ -190,7 +196,12 @@ int run_eval(const EvalOptions& o) {
                   "tokenizer %s has %d ids, more than the model's vocab_size %d", o.tokenizer.c_str(),
                   tok->vocab_size(), model->config().vocab_size);
     engine = std::make_unique<LlamaInference>(*model, model->config().max_seq);
+    ranks->attach(*engine);
     for (const TaskSpec& t : tasks) prompt_budget(o, t, engine->capacity());  // fail before writing anything
+    if (!ranks->writes()) {
+      for (const TaskSpec& t : tasks) predict(o, t, *engine, *tok, false);
+      return 0;
+    }
     fs::create_directories(dir);
   }
   nlohmann::json result = nlohmann::json::object();
@@ -199,7 +210,8 @@ int run_eval(const EvalOptions& o) {
     const std::string pred_path = dir + "/" + t.name + ".jsonl";
     if (!o.score_only) {
       std::string lines;
-      for (const Prediction& p : predict(o, t, *engine, *tok)) lines += longbench::prediction_json_line(p) + "\n";
+      for (const Prediction& p : predict(o, t, *engine, *tok, true))
+        lines += longbench::prediction_json_line(p) + "\n";
       write_file(pred_path, lines);
     }
     const std::vector<Prediction> preds = longbench::read_predictions(pred_path);
@@ -229,7 +241,7 @@ int eval_command(const std::vector<std::string>& args) {
       "datasets", po::value<std::string>())("e", "")("checkpoint", po::value<std::string>())(
       "tokenizer", po::value<std::string>())("max-length", po::value<std::string>())("limit", po::value<std::string>())(
       "output", po::value<std::string>())("model-name", po::value<std::string>())("score-only", "")("force", "")(
-      "help,h", "");
+      "cp", po::value<std::string>())("help,h", "");
   const po::variables_map vm = parse_command_line(args, desc, "eval");
   if (vm.count("help")) {
     print_help(std::cout);
@@ -249,6 +261,8 @@ int eval_command(const std::vector<std::string>& args) {
   if (vm.count("tokenizer")) o.tokenizer = get("tokenizer");
   if (vm.count("max-length")) o.max_length = parse_int(get("max-length"), "--max-length");
   if (vm.count("limit")) o.limit = parse_int(get("limit"), "--limit");
+  if (vm.count("cp")) o.cp = parse_int(get("cp"), "--cp");
+  RW_USER_CHECK(!o.score_only || o.cp == 1, "--score-only generates nothing to spread over --cp ranks");
   o.output = vm.count("output") ? get("output") : o.longbench_e ? "pred_e" : "pred";
   RW_USER_CHECK(o.score_only || !o.checkpoint.empty(), "--checkpoint is required unless --score-only is given");
   RW_USER_CHECK(o.score_only || !o.data_dir.empty(), "--data-dir is required unless --score-only is given");

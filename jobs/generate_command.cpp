@@ -1,5 +1,6 @@
 // `ringwise generate`: continue a prompt with a checkpoint's model (KV-cache decoding, greedy or
-// temperature and top-p sampling) and print the continuation.
+// temperature and top-p sampling) and print the continuation; under mpirun with --cp P, the
+// sequence is spread over the P ranks.
 #include <cstdio>
 #include <iostream>
 
@@ -11,6 +12,7 @@
 #include "jobs/cli.h"
 #include "jobs/cli_options.h"
 #include "jobs/commands.h"
+#include "jobs/inference_ranks.h"
 #include "models/llama_inference.h"
 
 namespace rw {
@@ -30,6 +32,7 @@ void print_help(std::ostream& out) {
                       {"--temperature T", "0 decodes greedily (default 0)"},
                       {"--top-p P", "sample from the smallest set of ids with this much mass (default 1)"},
                       {"--seed N", "sampling seed (default 0)"},
+                      {"--cp P", "spread the sequence over P ranks: mpirun -np P ringwise generate --cp P ..."},
                       {"-h, --help", "show this help"}});
 }
 
@@ -50,7 +53,7 @@ int generate_command(const std::vector<std::string>& args) {
   desc.add_options()("checkpoint", po::value<std::string>())("prompt", po::value<std::string>())(
       "tokenizer", po::value<std::string>())("max-new-tokens", po::value<std::string>())(
       "temperature", po::value<std::string>())("top-p", po::value<std::string>())("seed", po::value<std::string>())(
-      "help,h", "");
+      "cp", po::value<std::string>())("help,h", "");
   const po::variables_map vm = parse_command_line(args, desc, "generate");
   if (vm.count("help")) {
     print_help(std::cout);
@@ -69,6 +72,7 @@ int generate_command(const std::vector<std::string>& args) {
   RW_USER_CHECK(gen.sampling.temperature >= 0, "--temperature must not be negative, got %g", gen.sampling.temperature);
   RW_USER_CHECK(gen.sampling.top_p > 0 && gen.sampling.top_p <= 1, "--top-p must be in (0, 1], got %g",
                 gen.sampling.top_p);
+  InferenceRanks ranks(parse_int(get("cp", "1"), "--cp"), "generate");
   const std::unique_ptr<Tokenizer> tok = open_tokenizer(get("tokenizer", "byte"));
   gen.stop_tokens = {tok->eod_token()};
   const std::unique_ptr<LlamaModel> model = load_checkpoint_model(get("checkpoint", ""));
@@ -78,7 +82,9 @@ int generate_command(const std::vector<std::string>& args) {
                 "the prompt's %zu tokens plus --max-new-tokens %d exceed the model's max_seq %d", prompt.size(),
                 gen.max_new_tokens, model->config().max_seq);
   LlamaInference engine(*model, need);
-  std::cout << tok->decode(generate(engine, prompt, gen)) << "\n";
+  ranks.attach(engine);
+  const std::vector<int32_t> text = generate(engine, prompt, gen);
+  if (ranks.writes()) std::cout << tok->decode(text) << "\n";
   return 0;
 }
 

@@ -9,38 +9,10 @@
 #include "core/check.h"
 #include "models/llama.h"
 #include "models/llama_inference.h"
+#include "tests/inference_test_support.h"
 
 namespace rw {
 namespace {
-
-// GQA (4 query heads over 2 kv heads), untied, weights scaled up so the logits are far apart and
-// greedy choices are not decided by rounding. With `experts`, layer 1 is a mixture of experts
-// (top-2) whose capacity drops nothing in the training forward either.
-LlamaModel make_model(bool tied = false, int experts = 0) {
-  LlamaConfig cfg;
-  cfg.vocab_size = 40;
-  cfg.d_model = 32;
-  cfg.n_layers = 2;
-  cfg.n_heads = 4;
-  cfg.n_kv_heads = 2;
-  cfg.ffn_dim = 48;
-  cfg.max_seq = 64;
-  cfg.tied_embeddings = tied;
-  cfg.moe_experts = experts;
-  cfg.moe_every = 2;
-  cfg.moe_capacity_factor = 4.0f;
-  LlamaModel model(cfg, 8, 8);
-  model.init_weights(7);
-  Tensor& p = model.param_buffer();
-  for (int64_t i = 0; i < p.numel(); ++i) p.data<float>()[i] *= 6.0f;
-  return model;
-}
-
-std::vector<int32_t> some_tokens(int n, int V) {
-  std::vector<int32_t> t(n);
-  for (int i = 0; i < n; ++i) t[i] = (i * 7 + 3) % V;
-  return t;
-}
 
 // Logits [T, V] of the training forward over the whole sequence.
 std::vector<float> full_logits(LlamaModel& model, const std::vector<int32_t>& tokens) {
@@ -51,9 +23,9 @@ std::vector<float> full_logits(LlamaModel& model, const std::vector<int32_t>& to
 }
 
 void expect_cached_logits_match(bool tied, int experts = 0) {
-  LlamaModel model = make_model(tied, experts);
+  LlamaModel model = test::inference_test_model(tied, experts);
   const int V = model.config().vocab_size, T = 30;
-  const std::vector<int32_t> tokens = some_tokens(T, V);
+  const std::vector<int32_t> tokens = test::some_tokens(T, V);
   const std::vector<float> expected = full_logits(model, tokens);
   ASSERT_EQ(model.moe_dropped(), 0);
   float scale = 0;
@@ -80,9 +52,9 @@ TEST(LlamaInference, CachedLogitsEqualFullRecomputationTied) { expect_cached_log
 TEST(LlamaInference, CachedLogitsEqualFullRecomputationMoe) { expect_cached_logits_match(false, 4); }
 
 TEST(LlamaInference, GreedyDecodingEqualsRecomputingEveryStep) {
-  LlamaModel model = make_model();
+  LlamaModel model = test::inference_test_model();
   const int V = model.config().vocab_size;
-  const std::vector<int32_t> prompt = some_tokens(11, V);
+  const std::vector<int32_t> prompt = test::some_tokens(11, V);
   std::vector<int32_t> seq = prompt, expected;
   for (int step = 0; step < 20; ++step) {
     const std::vector<float> logits = full_logits(model, seq);
@@ -105,10 +77,10 @@ TEST(LlamaInference, GreedyDecodingEqualsRecomputingEveryStep) {
 }
 
 TEST(LlamaInference, RefusesContextsThatDoNotFit) {
-  LlamaModel model = make_model();
+  LlamaModel model = test::inference_test_model();
   EXPECT_THROW(LlamaInference(model, 65), UserError);  // beyond max_seq 64
   LlamaInference engine(model, 8);
-  const std::vector<int32_t> tokens = some_tokens(9, model.config().vocab_size);
+  const std::vector<int32_t> tokens = test::some_tokens(9, model.config().vocab_size);
   EXPECT_THROW(engine.append(tokens.data(), 9), UserError);
   engine.append(tokens.data(), 8);
   EXPECT_THROW(engine.append(tokens.data(), 1), UserError);
